@@ -1,0 +1,110 @@
+//! Command-line surface. Flags here are raw; [`crate::settings`] turns them,
+//! `registrish.toml` and defaults into checked settings once.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Make a static host (nginx, Netlify, Cloudflare Pages, ...) serve an exported
+/// registry tree (TREE/v2/<name>/{manifests,blobs}/...) to docker, containerd,
+/// podman and skopeo, with no registry server running.
+#[derive(Parser, Debug)]
+#[command(name = "registrish-gen", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Report every problem in TREE at once (exit 0 clean, 1 problems, 2 usage or I/O error).
+    Check(CheckArgs),
+    /// Add what hosts need (digest-addressed manifests, tags/list, _catalog, /v2/ and error
+    /// bodies); idempotent, never touches anything else.
+    Prepare(TreeArgs),
+    /// Render an nginx http-context config (maps + one server block), e.g. conf.d/registry.conf.
+    Nginx(NginxArgs),
+    /// Render Netlify's `_headers` and `_redirects` into TREE (the publish directory).
+    Netlify(NetlifyArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TreeArgs {
+    /// The registry tree (the directory holding v2/).
+    #[arg(default_value = ".")]
+    pub tree: PathBuf,
+    /// Settings file; default: TREE/registrish.toml when present.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub tree: TreeArgs,
+    /// Hash every blob (in parallel) and report those whose bytes don't match their name.
+    #[arg(long)]
+    pub verify_blobs: bool,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// Flags every host command shares.
+#[derive(Args, Debug, Clone)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub tree: TreeArgs,
+    /// Exit 1 (writing nothing) when FILE differs from what would be generated now.
+    #[arg(long, value_name = "FILE")]
+    pub check: Option<PathBuf>,
+    /// Use templates from DIR, by file name, instead of the built-in ones.
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    /// Cache-Control max-age, in seconds, for tags, tags/list and _catalog.
+    #[arg(long, value_name = "SECONDS")]
+    pub tag_max_age: Option<u64>,
+    /// Exit 1 when the tree has problems, instead of leaving the bad parts out.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct NginxArgs {
+    #[command(flatten)]
+    pub common: RenderArgs,
+    /// `listen` address (default 80).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// `server_name` (default `_`).
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
+    /// Where nginx finds TREE (default: TREE's absolute path).
+    #[arg(long, value_name = "PATH")]
+    pub root_path: Option<String>,
+    /// Write to FILE atomically instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct NetlifyArgs {
+    #[command(flatten)]
+    pub common: RenderArgs,
+    /// Where to write `_headers` (default TREE/_headers); `_redirects` goes beside it.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,142 @@
+//! `prepare`: completes a tree with what static hosts need and nothing else.
+//!
+//! It adds `manifests/sha256:<hex>` for every tag (containerd HEADs the tag,
+//! then GETs the digest), `tags/list` per repository, `v2/_catalog`, the
+//! `/v2/` body (`v2/index.html`, which static hosts serve for `/v2/`) and the
+//! JSON error bodies under `v2/_errors/`. Existing user files are never
+//! overwritten: a digest file with the wrong bytes is reported, not replaced.
+//! Every write is skipped when the bytes are already right, so a second run
+//! changes nothing.
+
+use crate::model::Registry;
+use crate::output::write_if_changed;
+use crate::render;
+use crate::scan::{CATALOG_FILE, ERRORS_DIR, INDEX_FILE};
+use anyhow::{Context, Result};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub linked: usize,
+    pub copied: usize,
+    pub written: usize,
+    pub unchanged: usize,
+}
+
+/// An owned file: (path relative to TREE, bytes).
+pub fn generated_files(registry: &Registry) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for (name, repo) in &registry.repositories {
+        if repo.tags.is_empty() {
+            continue;
+        }
+        let tags: Vec<&String> = repo.tags.keys().collect();
+        let body = serde_json::json!({"name": name, "tags": tags});
+        files.push((
+            format!("v2/{name}/tags/list"),
+            body.to_string().into_bytes(),
+        ));
+    }
+    let names: Vec<&String> = registry.repositories.keys().collect();
+    files.push((
+        format!("v2/{CATALOG_FILE}"),
+        serde_json::json!({"repositories": names})
+            .to_string()
+            .into_bytes(),
+    ));
+    files.push((format!("v2/{INDEX_FILE}"), b"{}".to_vec()));
+    for (code, message) in [
+        render::MANIFEST_UNKNOWN,
+        render::BLOB_UNKNOWN,
+        render::NAME_UNKNOWN,
+    ] {
+        files.push((
+            format!("v2/{ERRORS_DIR}/{}.json", code.to_ascii_lowercase()),
+            render::error_body(code, message).into_bytes(),
+        ));
+    }
+    files
+}
+
+/// Digest files prepare would create: (source manifest, destination), relative to TREE.
+pub fn missing_digest_files(registry: &Registry) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (name, repo) in &registry.repositories {
+        for (digest, manifest) in &repo.manifests {
+            if !manifest.digest_file {
+                out.push((
+                    manifest.source.clone(),
+                    format!("v2/{name}/manifests/{digest}"),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// What `prepare` would still change: host commands warn when it is not empty.
+pub fn pending(registry: &Registry) -> usize {
+    let stale = generated_files(registry)
+        .into_iter()
+        .filter(|(rel, bytes)| {
+            fs::read(registry.root.join(rel))
+                .map(|b| &b != bytes)
+                .unwrap_or(true)
+        })
+        .count();
+    stale + missing_digest_files(registry).len()
+}
+
+pub fn prepare(registry: &Registry) -> Result<Report> {
+    let mut report = Report::default();
+    for (source, dest) in missing_digest_files(registry) {
+        let dest = registry.root.join(dest);
+        // The scan resolved in-tree symlinks; link the real file, not the link.
+        let source: PathBuf = fs::canonicalize(registry.root.join(&source))
+            .with_context(|| format!("cannot resolve {source}"))?;
+        if dest.symlink_metadata().is_ok() {
+            // Present but not a valid copy: scan reported it; never overwrite.
+            continue;
+        }
+        match fs::hard_link(&source, &dest) {
+            Ok(()) => report.linked += 1,
+            Err(_) => {
+                // Another filesystem, or one without hard links: copy atomically.
+                let bytes = fs::read(&source)
+                    .with_context(|| format!("cannot read {}", source.display()))?;
+                crate::output::write_atomic(&dest, &bytes)?;
+                report.copied += 1;
+            }
+        }
+    }
+    for (rel, bytes) in generated_files(registry) {
+        let path = registry.root.join(&rel);
+        refuse_symlinked_parent(&registry.root, &path)?;
+        if write_if_changed(&path, &bytes)? {
+            report.written += 1;
+        } else {
+            report.unchanged += 1;
+        }
+    }
+    Ok(report)
+}
+
+/// `v2/<name>/tags` could be a symlink planted to make prepare write outside
+/// the tree; the file itself is replaced by rename, which never follows it.
+fn refuse_symlinked_parent(root: &Path, path: &Path) -> Result<()> {
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        if d == root {
+            return Ok(());
+        }
+        if d.symlink_metadata()
+            .map(|m| m.file_type().is_symlink())
+            .unwrap_or(false)
+        {
+            anyhow::bail!("{} is a symlink; refusing to write through it", d.display());
+        }
+        dir = d.parent();
+    }
+    Ok(())
+}

@@ -1,0 +1,257 @@
+//! Rendering: the per-host renderers and the template machinery they share.
+//!
+//! Built-in templates are embedded; `--templates DIR` overrides them by file
+//! name. Every value a template prints goes through a filter that *refuses*
+//! (not escapes) anything outside a known-safe alphabet: the grammar check in
+//! `scan` is the first line of defence, these filters are the second, and they
+//! also guard user-written templates.
+
+pub mod netlify;
+pub mod nginx;
+
+use crate::model::Registry;
+use crate::settings::Common;
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::Path;
+use tera::Tera;
+
+/// (file name, built-in text). The file name is what `--templates DIR` overrides.
+pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "nginx.conf.tera",
+        include_str!("../../templates/nginx.conf.tera"),
+    ),
+    (
+        "netlify_headers.tera",
+        include_str!("../../templates/netlify_headers.tera"),
+    ),
+    (
+        "netlify_redirects.tera",
+        include_str!("../../templates/netlify_redirects.tera"),
+    ),
+];
+
+pub struct Templates {
+    tera: Tera,
+}
+
+impl Templates {
+    pub fn load(dir: Option<&Path>) -> Result<Templates> {
+        let mut tera = Tera::default();
+        tera.autoescape_on(vec![]);
+        let mut sources = Vec::new();
+        for (name, builtin) in BUILTIN {
+            let text = match dir.map(|d| d.join(name)) {
+                Some(path) if path.exists() => std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read template {}", path.display()))?,
+                _ => builtin.to_string(),
+            };
+            sources.push((*name, text));
+        }
+        tera.add_raw_templates(sources)
+            .context("invalid template")?;
+        tera.register_filter("token", token_filter);
+        tera.register_filter("quoted_path", quoted_path_filter);
+        tera.register_filter("single_quoted", single_quoted_filter);
+        Ok(Templates { tera })
+    }
+
+    pub fn render(&self, name: &str, context: &impl Serialize) -> Result<String> {
+        let ctx = tera::Context::from_serialize(context).context("template context")?;
+        self.tera.render(name, &ctx).map_err(|e| {
+            // Tera hides the cause (e.g. a filter's refusal) in its source chain.
+            let mut msg = format!("rendering {name} failed");
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                msg.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            anyhow::anyhow!(msg)
+        })
+    }
+}
+
+fn as_str<'a>(value: &'a Value, filter: &str) -> tera::Result<&'a str> {
+    value
+        .as_str()
+        .ok_or_else(|| tera::Error::msg(format!("{filter}: expected a string, got {value}")))
+}
+
+fn token_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    let s = as_str(value, "token")?;
+    let plain = s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b':' | b'+'));
+    if s.is_empty() || !plain {
+        return Err(tera::Error::msg(format!(
+            "refusing to print {s:?}: not a plain name, tag, digest or type"
+        )));
+    }
+    Ok(value.clone())
+}
+
+/// A filesystem path inside double quotes: nginx and Caddy expand `$` and
+/// Apache `%{`, and none of them can escape everything, so such paths are refused.
+fn quoted_path_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    let s = as_str(value, "quoted_path")?;
+    if s.is_empty()
+        || s.chars().any(|c| {
+            c.is_control() || matches!(c, '"' | '\'' | '\\' | '$' | '%' | '{' | '}' | ';' | '`')
+        })
+    {
+        return Err(tera::Error::msg(format!(
+            "refusing path {:?}: it holds a quote, backslash, $, %, braces, ; or a control character",
+            crate::problem::printable(s)
+        )));
+    }
+    Ok(Value::String(format!("\"{s}\"")))
+}
+
+/// Fixed JSON bodies inside nginx single quotes.
+fn single_quoted_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    let s = as_str(value, "single_quoted")?;
+    if s.chars()
+        .any(|c| c.is_control() || c == '\'' || c == '\\' || c == '$')
+    {
+        return Err(tera::Error::msg(format!("refusing to single-quote {s:?}")));
+    }
+    Ok(Value::String(format!("'{s}'")))
+}
+
+/// A registry error body, as distribution sends it. Written by serde_json,
+/// never by template text.
+pub fn error_body(code: &str, message: &str) -> String {
+    serde_json::json!({"errors": [{"code": code, "message": message, "detail": null}]}).to_string()
+}
+
+pub const MANIFEST_UNKNOWN: (&str, &str) = ("MANIFEST_UNKNOWN", "manifest unknown");
+pub const BLOB_UNKNOWN: (&str, &str) = ("BLOB_UNKNOWN", "blob unknown to registry");
+pub const NAME_UNKNOWN: (&str, &str) = ("NAME_UNKNOWN", "repository name not known to registry");
+
+/// The error bodies as `{code_lowercase: json}` for templates.
+pub fn error_bodies() -> serde_json::Map<String, Value> {
+    [MANIFEST_UNKNOWN, BLOB_UNKNOWN, NAME_UNKNOWN]
+        .iter()
+        .map(|(code, msg)| {
+            (
+                code.to_ascii_lowercase(),
+                Value::String(error_body(code, msg)),
+            )
+        })
+        .collect()
+}
+
+/// A manifest path as hosts serve it: tags and digests alike.
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestPath {
+    pub path: String,
+    pub media_type: &'static str,
+    pub code: char,
+    pub digest: String,
+    pub tag: bool,
+}
+
+/// Every manifest path the prepared tree serves, sorted by path: each tag and
+/// each digest (prepare creates the digest files of tags).
+pub fn manifest_paths(registry: &Registry) -> Vec<ManifestPath> {
+    let mut out = Vec::with_capacity(registry.manifest_count() + registry.tag_count());
+    for (name, repo) in &registry.repositories {
+        for (tag, digest) in &repo.tags {
+            let m = &repo.manifests[digest];
+            out.push(ManifestPath {
+                path: format!("/v2/{name}/manifests/{tag}"),
+                media_type: m.media_type.as_str(),
+                code: m.media_type.code(),
+                digest: digest.clone(),
+                tag: true,
+            });
+        }
+        for (digest, m) in &repo.manifests {
+            out.push(ManifestPath {
+                path: format!("/v2/{name}/manifests/{digest}"),
+                media_type: m.media_type.as_str(),
+                code: m.media_type.code(),
+                digest: digest.clone(),
+                tag: false,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+/// Shared ending for every host command: print, write or compare.
+pub fn finish(
+    common: &Common,
+    files: Vec<crate::output::OutputFile>,
+    to_stdout: bool,
+) -> Result<bool> {
+    if common.check.is_some() {
+        let stale = crate::output::stale(&files);
+        for path in &stale {
+            eprintln!(
+                "registrish-gen: {} is not what would be generated now",
+                path.display()
+            );
+        }
+        return Ok(stale.is_empty());
+    }
+    if to_stdout {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        for f in &files {
+            if let Err(e) = out.write_all(f.contents.as_bytes()) {
+                // `registrish-gen nginx | head` is not an error.
+                if e.kind() == std::io::ErrorKind::BrokenPipe {
+                    return Ok(true);
+                }
+                bail!("cannot write to standard output: {e}");
+            }
+        }
+        return Ok(true);
+    }
+    crate::output::write_outputs(&files)?;
+    for f in &files {
+        eprintln!("registrish-gen: wrote {}", f.path.display());
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_templates_compile() {
+        Templates::load(None).unwrap();
+    }
+
+    #[test]
+    fn filters_refuse_unsafe_values() {
+        let none = HashMap::new();
+        assert!(token_filter(&Value::from("/v2/a/manifests/latest"), &none).is_ok());
+        for bad in ["x;return 200 pwned", "a\"b", "$host", "t}", "a\nb", ""] {
+            assert!(token_filter(&Value::from(bad), &none).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            quoted_path_filter(&Value::from("/srv/my tree"), &none).unwrap(),
+            Value::from("\"/srv/my tree\"")
+        );
+        for bad in ["/srv/$x", "/a\"b", "/a\nb", "/a;b", "/a{b"] {
+            assert!(
+                quoted_path_filter(&Value::from(bad), &none).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn error_bodies_are_registry_json() {
+        let v: Value =
+            serde_json::from_str(&error_body("MANIFEST_UNKNOWN", "manifest unknown")).unwrap();
+        assert_eq!(v["errors"][0]["code"], "MANIFEST_UNKNOWN");
+    }
+}
