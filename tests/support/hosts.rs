@@ -1,0 +1,117 @@
+//! Static web hosts serving a generated config.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use super::TempDir;
+use super::process::{self, Daemon};
+
+/// nginx serving one file written for its `http` context (like `conf.d/registry.conf`, with its
+/// own `server { listen 127.0.0.1:PORT; ... }`), as one foreground process; killed on drop.
+pub struct Nginx {
+    // Fields drop in order: the process goes before its directory.
+    daemon: Daemon,
+    port: u16,
+    dir: TempDir,
+}
+
+impl Nginx {
+    /// Validates with `nginx -t` (panics with its output if that fails), starts nginx and waits
+    /// until `port` (the one the conf listens on) accepts connections.
+    pub fn start(http_conf: &Path, port: u16) -> Nginx {
+        assert!(
+            !super::port_open(port),
+            "127.0.0.1:{port} is already in use before nginx starts"
+        );
+        let dir = TempDir::new("nginx");
+        let conf = write_main_conf(&dir, http_conf);
+        let (ok, out) = test_main_conf(&dir, &conf);
+        assert!(ok, "nginx -t rejects {}:\n{out}", http_conf.display());
+        let mut cmd = nginx_cmd(&dir, &conf);
+        let mut daemon = Daemon::spawn("nginx", &mut cmd, &dir.join("stderr.log"));
+        daemon.wait_for_port(port, Duration::from_secs(20));
+        Nginx { daemon, port, dir }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// nginx's error log so far (useful in assertion messages).
+    pub fn error_log(&self) -> String {
+        fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+    }
+}
+
+/// `nginx -t` on `http_conf` inside the same main config `Nginx::start` uses: (passed, output).
+pub fn nginx_test_config(http_conf: &Path) -> (bool, String) {
+    let dir = TempDir::new("nginx-t");
+    let conf = write_main_conf(&dir, http_conf);
+    test_main_conf(&dir, &conf)
+}
+
+/// The main config around the generated file. Besides isolation (pid, logs and temp paths in
+/// `dir`, foreground, single process), it mirrors Debian's stock `http` block, which is where a
+/// `conf.d/*.conf` gets included on a real server: mime.types and a default type are in force,
+/// so a config that forgets to override them (a tag named `v1.json`) fails here as it would
+/// there.
+fn write_main_conf(dir: &TempDir, http_conf: &Path) -> PathBuf {
+    let http_conf = fs::canonicalize(http_conf)
+        .unwrap_or_else(|e| panic!("nginx conf {}: {e}", http_conf.display()));
+    let d = dir.path().display();
+    let text = [
+        "daemon off;".to_string(),
+        "master_process off;".to_string(),
+        format!("pid {d}/nginx.pid;"),
+        format!("error_log {d}/error.log;"),
+        "events {}".to_string(),
+        "http {".to_string(),
+        "    access_log off;".to_string(),
+        "    sendfile on;".to_string(),
+        "    include /etc/nginx/mime.types;".to_string(),
+        "    default_type application/octet-stream;".to_string(),
+        format!("    client_body_temp_path {d}/client_body;"),
+        format!("    proxy_temp_path {d}/proxy;"),
+        format!("    fastcgi_temp_path {d}/fastcgi;"),
+        format!("    uwsgi_temp_path {d}/uwsgi;"),
+        format!("    scgi_temp_path {d}/scgi;"),
+        format!("    include {};", http_conf.display()),
+        "}".to_string(),
+        String::new(),
+    ]
+    .join("\n");
+    let conf = dir.join("nginx.conf");
+    fs::write(&conf, text).unwrap_or_else(|e| panic!("write {}: {e}", conf.display()));
+    conf
+}
+
+/// `-e` points the startup error log (compiled in as /var/log/nginx/error.log) into `dir`, so
+/// nothing outside it is opened.
+fn nginx_cmd(dir: &TempDir, conf: &Path) -> Command {
+    let mut cmd = Command::new("nginx");
+    cmd.arg("-p")
+        .arg(dir.path())
+        .arg("-c")
+        .arg(conf)
+        .arg("-e")
+        .arg(dir.join("error.log"));
+    cmd
+}
+
+fn test_main_conf(dir: &TempDir, conf: &Path) -> (bool, String) {
+    let mut cmd = nginx_cmd(dir, conf);
+    cmd.arg("-t");
+    let out = process::output(&mut cmd);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}

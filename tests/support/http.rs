@@ -1,0 +1,158 @@
+//! A minimal HTTP/1.1 client over std's TcpStream, so tests see exactly what a host sends:
+//! every header in order with duplicates kept (a second Content-Type is a bug we test for).
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    /// All header fields in the order received, names as sent, duplicates kept.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first header with this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every header with this name (case-insensitive), in order.
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// `METHOD path` against 127.0.0.1:`port`. Panics on connection or protocol errors (an HTTP
+/// error status is a normal `Response`).
+pub fn request(method: &str, port: u16, path: &str) -> Response {
+    request_with(method, port, path, &[])
+}
+
+pub fn get(port: u16, path: &str) -> Response {
+    request("GET", port, path)
+}
+
+pub fn head(port: u16, path: &str) -> Response {
+    request("HEAD", port, path)
+}
+
+/// Like `request`, with extra request headers (e.g. `Range`, `Accept`).
+pub fn request_with(method: &str, port: u16, path: &str, headers: &[(&str, &str)]) -> Response {
+    let what = format!("{method} http://127.0.0.1:{port}{path}");
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT)
+        .unwrap_or_else(|e| panic!("{what}: cannot connect: {e}"));
+    stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    stream.set_write_timeout(Some(TIMEOUT)).expect("timeout");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
+         User-Agent: registrish-tests\r\nAccept: */*\r\n"
+    );
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream
+        .write_all(req.as_bytes())
+        .unwrap_or_else(|e| panic!("{what}: cannot send: {e}"));
+    // `Connection: close` makes the server end the stream after the response.
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .unwrap_or_else(|e| panic!("{what}: cannot read the response: {e}"));
+    parse_response(&raw, method.eq_ignore_ascii_case("HEAD")).unwrap_or_else(|e| {
+        panic!(
+            "{what}: bad response: {e}\n{}",
+            String::from_utf8_lossy(&raw)
+        )
+    })
+}
+
+fn parse_response(raw: &[u8], head: bool) -> Result<Response, String> {
+    let end = find(raw, b"\r\n\r\n").ok_or("no end of headers")?;
+    let text = std::str::from_utf8(&raw[..end]).map_err(|_| "headers are not UTF-8")?;
+    let mut lines = text.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let mut parts = status_line.splitn(3, ' ');
+    let version = parts.next().unwrap_or_default();
+    if !version.starts_with("HTTP/1.") {
+        return Err(format!("status line {status_line:?}"));
+    }
+    let status: u16 = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("status line {status_line:?}"))?;
+    let mut headers = Vec::new();
+    for line in lines {
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| format!("header line {line:?}"))?;
+        headers.push((name.to_string(), value.trim().to_string()));
+    }
+    let mut response = Response {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    let rest = &raw[end + 4..];
+    if head || status / 100 == 1 || status == 204 || status == 304 {
+        return Ok(response);
+    }
+    let chunked = response
+        .header("Transfer-Encoding")
+        .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
+    response.body = if chunked {
+        dechunk(rest)?
+    } else if let Some(len) = response.header("Content-Length") {
+        let len: usize = len.parse().map_err(|_| format!("Content-Length {len:?}"))?;
+        if rest.len() < len {
+            return Err(format!(
+                "body has {} bytes, Content-Length says {len}",
+                rest.len()
+            ));
+        }
+        rest[..len].to_vec()
+    } else {
+        rest.to_vec()
+    };
+    Ok(response)
+}
+
+fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    loop {
+        let eol = find(rest, b"\r\n").ok_or("chunk size line without CRLF")?;
+        let line = std::str::from_utf8(&rest[..eol]).map_err(|_| "chunk size not UTF-8")?;
+        let hex = line.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(hex, 16).map_err(|_| format!("chunk size {line:?}"))?;
+        rest = &rest[eol + 2..];
+        if size == 0 {
+            return Ok(body); // Trailers, if any, are ignored.
+        }
+        if rest.len() < size + 2 {
+            return Err("truncated chunk".into());
+        }
+        body.extend_from_slice(&rest[..size]);
+        rest = &rest[size + 2..];
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}

@@ -1,0 +1,287 @@
+//! Running commands and background daemons, with time limits and readable failures.
+
+use std::fs::{self, File};
+use std::io::{ErrorKind, Read};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Upper bound for one client command (a pull of a test image takes well under a second; a hung
+/// client must fail the test, not stall the suite).
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
+
+pub const SIGKILL: i32 = 9;
+pub const SIGTERM: i32 = 15;
+
+unsafe extern "C" {
+    // libc's kill(2); std has no way to send SIGTERM or to signal a process group.
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+/// Sends `sig` to `pid` (a negative pid means that process group). False if nothing got it.
+pub fn send_signal(pid: i32, sig: i32) -> bool {
+    // SAFETY: kill(2) only reads its two integer arguments.
+    unsafe { kill(pid, sig) == 0 }
+}
+
+/// The command line as Rust shows it, with any changed environment variables.
+pub fn describe(cmd: &Command) -> String {
+    format!("{cmd:?}")
+}
+
+/// Formats a finished command for a panic message.
+pub fn report(cmd: &Command, out: &Output) -> String {
+    format!(
+        "command: {}\nstatus: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        describe(cmd),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs `cmd` (stdin closed) and returns its output whatever its exit status. Panics if it
+/// cannot start (missing tool) or runs past `COMMAND_TIMEOUT`.
+pub fn output(cmd: &mut Command) -> Output {
+    output_timeout(cmd, COMMAND_TIMEOUT)
+}
+
+/// Like `output`, and also panics unless the command exits 0.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = output(cmd);
+    if !out.status.success() {
+        panic!("command failed\n{}", report(cmd, &out));
+    }
+    out
+}
+
+pub fn output_timeout(cmd: &mut Command, timeout: Duration) -> Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = spawn(cmd);
+    // Drain both pipes on threads so a chatty child can't block on a full pipe.
+    let stdout = drain(child.stdout.take().expect("piped stdout"));
+    let stderr = drain(child.stderr.take().expect("piped stderr"));
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if start.elapsed() > timeout => {
+                let _ = child.kill();
+                let out = Output {
+                    status: child.wait().expect("wait"),
+                    stdout: stdout.join().unwrap_or_default(),
+                    stderr: stderr.join().unwrap_or_default(),
+                };
+                panic!("command timed out after {timeout:?}\n{}", report(cmd, &out));
+            }
+            Ok(None) => thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("waiting for {}: {e}", describe(cmd)),
+        }
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
+}
+
+fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = pipe.read_to_end(&mut buf);
+        buf
+    })
+}
+
+/// Spawns `cmd`, turning "not found" into a message that says how to install the tool.
+pub fn spawn(cmd: &mut Command) -> Child {
+    cmd.spawn().unwrap_or_else(|e| {
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        if e.kind() == ErrorKind::NotFound {
+            panic!(
+                "`{program}` is not installed (run `scripts/test`, which installs every tool the \
+                 tests use)\ncommand: {}",
+                describe(cmd)
+            )
+        }
+        panic!("cannot start {}: {e}", describe(cmd))
+    })
+}
+
+/// A background server started by a test: its own process group, stdout and stderr in a log
+/// file, killed (the whole group) on drop.
+pub struct Daemon {
+    name: String,
+    child: Child,
+    log: PathBuf,
+    stopped: bool,
+}
+
+impl Daemon {
+    /// Starts `cmd` with output appended to `log`.
+    pub fn spawn(name: &str, cmd: &mut Command, log: &Path) -> Daemon {
+        let file = File::create(log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
+        let file2 = file.try_clone().expect("clone log file handle");
+        // A group of its own: on drop we can kill helpers it forked (wrangler's workerd, ...)
+        // without touching anything else, and a terminal's Ctrl-C handling stays ours.
+        cmd.stdin(Stdio::null())
+            .stdout(file)
+            .stderr(file2)
+            .process_group(0);
+        let child = spawn(cmd);
+        Daemon {
+            name: name.to_string(),
+            child,
+            log: log.to_path_buf(),
+            stopped: false,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    pub fn log(&self) -> String {
+        fs::read(&self.log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The last lines of the log, for panic messages.
+    pub fn log_tail(&self) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
+    }
+
+    /// Polls `ready` until true; panics with the log if the daemon exits or `timeout` passes.
+    pub fn wait_until(&mut self, what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+        let start = Instant::now();
+        loop {
+            if ready() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.stopped = true;
+                panic!(
+                    "{} exited ({status}) before {what}\n--- {} ---\n{}",
+                    self.name,
+                    self.log.display(),
+                    self.log_tail()
+                );
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "{}: no {what} after {timeout:?}\n--- {} ---\n{}",
+                    self.name,
+                    self.log.display(),
+                    self.log_tail()
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn wait_for_port(&mut self, port: u16, timeout: Duration) {
+        self.wait_until(&format!("listener on 127.0.0.1:{port}"), timeout, || {
+            super::port_open(port)
+        });
+    }
+
+    pub fn wait_for_path(&mut self, path: &Path, timeout: Duration) {
+        self.wait_until(&format!("{}", path.display()), timeout, || path.exists());
+    }
+
+    /// SIGTERM, up to `grace` for a clean exit, then SIGKILL to the whole group. Idempotent.
+    pub fn stop(&mut self, grace: Duration) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        let pid = self.child.id() as i32;
+        if !grace.is_zero() && send_signal(pid, SIGTERM) {
+            let start = Instant::now();
+            while start.elapsed() < grace {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // The group id stays reserved while any member lives, so this reaches only our processes.
+        send_signal(-pid, SIGKILL);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop(Duration::ZERO);
+    }
+}
+
+/// Unmounts everything mounted at or below `dir` (deepest first), e.g. what a container daemon
+/// left behind, so the directory can be removed.
+pub fn unmount_under(dir: &Path) {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let prefix = dir.to_string_lossy().into_owned();
+    let mut points: Vec<String> = info
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(unescape_mount_path)
+        .filter(|p| p == &prefix || p.starts_with(&format!("{prefix}/")))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    points.dedup();
+    for point in points {
+        let ok = Command::new("umount")
+            .arg(&point)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            // Busy: detach it so the directory can still be deleted.
+            let _ = Command::new("umount")
+                .args(["-l", &point])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// /proc/self/mountinfo writes space, tab, newline and backslash as octal escapes (`\040`).
+fn unescape_mount_path(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        match octal {
+            Some(d) if bytes[i] == b'\\' => {
+                out.push(
+                    d.iter()
+                        .fold(0u8, |v, b| v.wrapping_mul(8).wrapping_add(b - b'0')),
+                );
+                i += 4;
+            }
+            _ => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
