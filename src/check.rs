@@ -10,7 +10,7 @@ pub fn verify_blobs(registry: &mut Registry) {
     let blobs: Vec<(String, String)> = registry
         .repositories
         .values()
-        .flat_map(|r| r.blobs.iter().map(|(d, b)| (d.clone(), b.path.clone())))
+        .flat_map(|r| r.blobs.keys().map(|d| (d.clone(), r.blob_path(d))))
         .collect();
     let root = registry.root.clone();
     let results = parallel::map(&blobs, |(_, path)| crate::digest::of_file(&root.join(path)));

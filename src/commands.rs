@@ -35,7 +35,13 @@ fn report(problems: &[Problem]) {
 
 fn run_check(args: &CheckArgs) -> Result<Outcome> {
     FileConfig::load(&args.tree)?;
-    let mut registry = scan::scan(&args.tree.tree)?;
+    let mut registry = scan::scan(
+        &args.tree.tree,
+        scan::Options {
+            thorough: true,
+            blob_sizes: true,
+        },
+    )?;
     if args.verify_blobs {
         check::verify_blobs(&mut registry);
     }
@@ -75,7 +81,7 @@ fn run_check(args: &CheckArgs) -> Result<Outcome> {
 
 fn run_prepare(args: &TreeArgs) -> Result<Outcome> {
     FileConfig::load(args)?;
-    let mut registry = scan::scan(&args.tree)?;
+    let mut registry = scan::scan(&args.tree, scan::Options::default())?;
     registry.problems.sort();
     report(&registry.problems);
     let r = prepare::prepare(&registry)?;
@@ -102,7 +108,7 @@ fn begin(args: &RenderArgs) -> Result<Prepared> {
     let (file, _) = FileConfig::load(&args.tree)?;
     let common = Common::resolve(args, &file);
     let templates = Templates::load(common.templates.as_deref())?;
-    let mut registry = scan::scan(&common.tree)?;
+    let mut registry = scan::scan(&common.tree, scan::Options::default())?;
     registry.problems.sort();
     Ok(Prepared {
         registry,

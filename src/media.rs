@@ -76,7 +76,6 @@ pub struct Reference {
     pub digest: String,
     /// `None` for schema 1 `fsLayers`, which carry no size.
     pub size: Option<u64>,
-    pub media_type: String,
     pub role: Role,
     /// Foreign layers (with `urls`) may legitimately be absent from the tree.
     pub external: bool,
@@ -104,7 +103,8 @@ impl Role {
 #[derive(Clone, Debug)]
 pub struct Parsed {
     pub media_type: MediaType,
-    pub references: Vec<Reference>,
+    /// Shared: hard-linked tag and digest files parse to one list.
+    pub references: std::sync::Arc<[Reference]>,
 }
 
 /// Why bytes under `manifests/` cannot be served as a manifest.
@@ -131,8 +131,6 @@ struct RawManifest {
 
 #[derive(Deserialize)]
 struct RawDescriptor {
-    #[serde(rename = "mediaType", default)]
-    media_type: String,
     digest: String,
     size: u64,
     urls: Option<Vec<String>>,
@@ -162,7 +160,6 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ParseError> {
         references.push(Reference {
             digest: d.digest.clone(),
             size: Some(d.size),
-            media_type: d.media_type.clone(),
             role,
             external: d.urls.as_ref().is_some_and(|u| !u.is_empty()),
         })
@@ -191,7 +188,6 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ParseError> {
                 references.push(Reference {
                     digest: l.blob_sum.clone(),
                     size: None,
-                    media_type: String::new(),
                     role: Role::Layer,
                     external: false,
                 });
@@ -206,7 +202,7 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ParseError> {
     }
     Ok(Parsed {
         media_type,
-        references,
+        references: references.into(),
     })
 }
 

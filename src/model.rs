@@ -27,26 +27,19 @@ pub struct Repository {
     pub tags: BTreeMap<String, String>,
     /// Every manifest known by digest: from tag files and `manifests/sha256:*` files.
     pub manifests: BTreeMap<String, Manifest>,
-    /// Blob digest -> size in bytes, for blob files present.
-    pub blobs: BTreeMap<String, Blob>,
+    /// Blob digest -> size in bytes (when the scan stat'ed blobs), for blob files present.
+    pub blobs: BTreeMap<String, Option<u64>>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Manifest {
     pub media_type: MediaType,
     pub size: u64,
-    pub references: Vec<Reference>,
-    /// Where the bytes live, relative to TREE; a tag file when no digest file exists yet.
-    pub source: String,
+    pub references: std::sync::Arc<[Reference]>,
     /// Whether `manifests/<digest>` exists with the right bytes (prepare creates it).
     pub digest_file: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct Blob {
-    pub size: u64,
-    /// Relative to TREE.
-    pub path: String,
+    /// The first tag holding these bytes, when no digest file exists yet.
+    pub first_tag: Option<String>,
 }
 
 impl Registry {
@@ -66,6 +59,24 @@ impl Registry {
 }
 
 impl Repository {
+    /// Where a manifest's bytes live, relative to TREE: its digest file, or
+    /// the tag file prepare will link it from.
+    pub fn manifest_source(&self, digest: &str) -> String {
+        let reference = match self
+            .manifests
+            .get(digest)
+            .and_then(|m| m.first_tag.as_deref())
+        {
+            Some(tag) if !self.manifests[digest].digest_file => tag,
+            _ => digest,
+        };
+        format!("v2/{}/manifests/{reference}", self.name)
+    }
+
+    pub fn blob_path(&self, digest: &str) -> String {
+        format!("v2/{}/blobs/{digest}", self.name)
+    }
+
     /// Tags whose lowercase forms collide: hosts that match paths
     /// case-insensitively (nginx map keys, Netlify, Cloudflare `_headers`)
     /// cannot tell them apart by a plain key.

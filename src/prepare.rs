@@ -66,7 +66,7 @@ pub fn missing_digest_files(registry: &Registry) -> Vec<(String, String)> {
         for (digest, manifest) in &repo.manifests {
             if !manifest.digest_file {
                 out.push((
-                    manifest.source.clone(),
+                    repo.manifest_source(digest),
                     format!("v2/{name}/manifests/{digest}"),
                 ));
             }

@@ -409,14 +409,14 @@ fn templates_can_be_overridden_by_file_name() {
     fs::create_dir_all(&dir).unwrap();
     fs::write(
         dir.join("nginx.conf.tera"),
-        "# custom\n{% for e in manifests %}{{ e.0 | token }}\n{% endfor %}",
+        "# custom\n{% for e in manifests %}{{ e | map_entry }}\n{% endfor %}",
     )
     .unwrap();
     let out = nginx_conf(&tree, &["--templates", dir.to_str().unwrap()]);
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
     let conf = text(&out.stdout);
     assert!(
-        conf.starts_with("# custom\n/v2/charts/hello/manifests/0.1.0\n"),
+        conf.starts_with("# custom\n/v2/charts/hello/manifests/0.1.0 osha256:"),
         "{conf}"
     );
     // A custom template still cannot print an unsafe value through `token`.

@@ -54,13 +54,22 @@ impl Templates {
         tera.add_raw_templates(sources)
             .context("invalid template")?;
         tera.register_filter("token", token_filter);
+        tera.register_filter("map_entry", map_entry_filter);
         tera.register_filter("quoted_path", quoted_path_filter);
         tera.register_filter("single_quoted", single_quoted_filter);
         Ok(Templates { tera })
     }
 
     pub fn render(&self, name: &str, context: &impl Serialize) -> Result<String> {
-        let ctx = tera::Context::from_serialize(context).context("template context")?;
+        self.render_value(
+            name,
+            serde_json::to_value(context).context("template context")?,
+        )
+    }
+
+    /// Renders from a JSON object, moved in without another copy.
+    pub fn render_value(&self, name: &str, context: Value) -> Result<String> {
+        let ctx = tera::Context::from_value(context).context("template context")?;
         self.tera.render(name, &ctx).map_err(|e| {
             // Tera hides the cause (e.g. a filter's refusal) in its source chain.
             let mut msg = format!("rendering {name} failed");
@@ -89,6 +98,33 @@ fn token_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value
         return Err(tera::Error::msg(format!(
             "refusing to print {s:?}: not a plain name, tag, digest or type"
         )));
+    }
+    Ok(value.clone())
+}
+
+/// A lookup-table row: `KEY VALUE`, both plain tokens, or a quoted
+/// case-sensitive regex key (`"~^...$"`) whose body is a token with `.` escaped.
+fn map_entry_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    let s = as_str(value, "map_entry")?;
+    let plain = |t: &str| {
+        !t.is_empty()
+            && t.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b':' | b'+')
+            })
+    };
+    let ok = match s.split_once(' ') {
+        Some((key, val)) if plain(val) => {
+            match key.strip_prefix("\"~^").and_then(|k| k.strip_suffix("$\"")) {
+                Some(regex) => {
+                    plain(&regex.replace("\\.", ".")) && !regex.replace("\\.", "").contains('.')
+                }
+                None => plain(key),
+            }
+        }
+        _ => false,
+    };
+    if !ok {
+        return Err(tera::Error::msg(format!("refusing map entry {s:?}")));
     }
     Ok(value.clone())
 }

@@ -7,12 +7,13 @@
 //! served when their path is in the map, so a hostile or broken file on disk
 //! is never served as a manifest.
 
-use super::{ManifestPath, Templates, manifest_paths};
+use super::Templates;
+use crate::media::MediaType;
 use crate::model::Registry;
 use crate::output::OutputFile;
 use crate::settings::{Common, FileConfig};
 use anyhow::{Result, bail};
-use serde::Serialize;
+use serde_json::{Value, json};
 
 pub const DEFAULT_LISTEN: &str = "80";
 pub const DEFAULT_SERVER_NAME: &str = "_";
@@ -70,26 +71,6 @@ impl NginxSettings {
     }
 }
 
-#[derive(Serialize)]
-struct Context<'a> {
-    listen: &'a str,
-    server_name: &'a str,
-    root: &'a str,
-    name_regex: &'static str,
-    tag_max_age: u64,
-    immutable_max_age: u64,
-    map_hash_max_size: usize,
-    map_hash_bucket_size: usize,
-    repository_count: usize,
-    /// `[uri, value]`: value is the media type code, followed by the digest for tags.
-    manifests: Vec<[String; 2]>,
-    /// `[regex, value]` for tags that differ only by case (map strings match
-    /// case-insensitively, regexes do not).
-    case_sensitive: Vec<[String; 2]>,
-    media_types: Vec<[String; 2]>,
-    errors: serde_json::Map<String, serde_json::Value>,
-}
-
 /// Sizes nginx's map hash so it is built on the first try. nginx starts its
 /// search near `map_hash_max_size` when that is large, and every bucket must
 /// hold the keys that collide in it: with four slots per key, six colliding
@@ -111,49 +92,49 @@ pub fn render(
     settings: &NginxSettings,
     templates: &Templates,
 ) -> Result<String> {
-    let paths: Vec<ManifestPath> = manifest_paths(registry);
-    let mut colliding = std::collections::HashSet::new();
-    for (name, repo) in &registry.repositories {
-        for tag in repo.case_colliding_tags() {
-            colliding.insert(format!("/v2/{name}/manifests/{tag}"));
-        }
-    }
-    let mut manifests = Vec::with_capacity(paths.len());
+    // Built straight into template values, one string per entry: at 200k
+    // manifest paths, per-field objects would double peak memory.
+    let mut manifests = Vec::with_capacity(registry.manifest_count() + registry.tag_count());
     let mut case_sensitive = Vec::new();
     let mut longest = 0;
-    for p in paths {
-        let value = if p.tag {
-            format!("{}{}", p.code, p.digest)
-        } else {
-            p.code.to_string()
-        };
-        longest = longest.max(p.path.len());
-        if colliding.contains(&p.path) {
-            case_sensitive.push([format!("^{}$", regex_escape(&p.path)), value]);
-        } else {
-            manifests.push([p.path, value]);
+    for (name, repo) in &registry.repositories {
+        let colliding = repo.case_colliding_tags();
+        for (tag, digest) in &repo.tags {
+            let code = repo.manifests[digest].media_type.code();
+            let path = format!("/v2/{name}/manifests/{tag}");
+            longest = longest.max(path.len());
+            if colliding.contains(tag.as_str()) {
+                case_sensitive.push(Value::String(format!(
+                    "\"~^{}$\" {code}{digest}",
+                    regex_escape(&path)
+                )));
+            } else {
+                manifests.push(Value::String(format!("{path} {code}{digest}")));
+            }
+        }
+        for (digest, m) in &repo.manifests {
+            let entry = format!("/v2/{name}/manifests/{digest} {}", m.media_type.code());
+            longest = longest.max(entry.len() - 2);
+            manifests.push(Value::String(entry));
         }
     }
     let (map_hash_max_size, map_hash_bucket_size) = hash_sizes(manifests.len(), longest);
-    let context = Context {
-        listen: &settings.listen,
-        server_name: &settings.server_name,
-        root: &settings.root_path,
-        name_regex: NAME_REGEX,
-        tag_max_age: common.tag_max_age,
-        immutable_max_age: common.immutable_max_age,
-        map_hash_max_size,
-        map_hash_bucket_size,
-        repository_count: registry.repositories.len(),
-        manifests,
-        case_sensitive,
-        media_types: crate::media::MediaType::ALL
-            .iter()
-            .map(|t| [t.code().to_string(), t.as_str().to_string()])
-            .collect(),
-        errors: super::error_bodies(),
-    };
-    templates.render("nginx.conf.tera", &context)
+    let context = json!({
+        "listen": settings.listen,
+        "server_name": settings.server_name,
+        "root": settings.root_path,
+        "name_regex": NAME_REGEX,
+        "tag_max_age": common.tag_max_age,
+        "immutable_max_age": common.immutable_max_age,
+        "map_hash_max_size": map_hash_max_size,
+        "map_hash_bucket_size": map_hash_bucket_size,
+        "repository_count": registry.repositories.len(),
+        "manifests": Value::Array(manifests),
+        "case_sensitive": Value::Array(case_sensitive),
+        "media_types": MediaType::ALL.iter().map(|t| [t.code().to_string(), t.as_str().to_string()]).collect::<Vec<_>>(),
+        "errors": super::error_bodies(),
+    });
+    templates.render_value("nginx.conf.tera", context)
 }
 
 pub fn outputs(

@@ -297,7 +297,8 @@ impl Drop for Dockerd {
     fn drop(&mut self) {
         // A clean stop lets dockerd stop its containerd and undo its own mounts (about 3 s).
         self.daemon.stop(Duration::from_secs(30));
-        // If it had to be killed, its containerd (a process group of its own) may survive.
+        // Belt and braces: its containerd must not outlive it (Daemon::stop kills descendants,
+        // but a containerd orphaned earlier has no parent link left).
         let pid_file = self.dir.join("exec/containerd/containerd.pid");
         if let Some(pid) = fs::read_to_string(pid_file)
             .ok()

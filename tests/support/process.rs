@@ -112,8 +112,11 @@ pub fn spawn(cmd: &mut Command) -> Child {
     })
 }
 
-/// A background server started by a test: its own process group, stdout and stderr in a log
-/// file, killed (the whole group) on drop.
+/// A background server started by a test, with stdout and stderr in a log file; on drop it and
+/// every process it forked (wrangler's workerd, dockerd's containerd, ...) are killed.
+///
+/// It stays in the test's process group on purpose: a Ctrl-C on `cargo test`, or CI ending the
+/// run, then reaches the daemons too, where Drop never runs.
 pub struct Daemon {
     name: String,
     child: Child,
@@ -122,16 +125,11 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts `cmd` with output appended to `log`.
+    /// Starts `cmd` with stdin closed and stdout and stderr written to `log`.
     pub fn spawn(name: &str, cmd: &mut Command, log: &Path) -> Daemon {
         let file = File::create(log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
         let file2 = file.try_clone().expect("clone log file handle");
-        // A group of its own: on drop we can kill helpers it forked (wrangler's workerd, ...)
-        // without touching anything else, and a terminal's Ctrl-C handling stays ours.
-        cmd.stdin(Stdio::null())
-            .stdout(file)
-            .stderr(file2)
-            .process_group(0);
+        cmd.stdin(Stdio::null()).stdout(file).stderr(file2);
         let child = spawn(cmd);
         Daemon {
             name: name.to_string(),
@@ -200,13 +198,16 @@ impl Daemon {
         self.wait_until(&format!("{}", path.display()), timeout, || path.exists());
     }
 
-    /// SIGTERM, up to `grace` for a clean exit, then SIGKILL to the whole group. Idempotent.
+    /// SIGTERM, up to `grace` for a clean exit, then SIGKILL to it and its descendants.
+    /// Idempotent; `Duration::ZERO` kills at once.
     pub fn stop(&mut self, grace: Duration) {
         if self.stopped {
             return;
         }
         self.stopped = true;
         let pid = self.child.id() as i32;
+        // Found through the parent links, which break once the daemon exits: look first.
+        let mut family = descendants(pid);
         if !grace.is_zero() && send_signal(pid, SIGTERM) {
             let start = Instant::now();
             while start.elapsed() < grace {
@@ -216,9 +217,11 @@ impl Daemon {
                 thread::sleep(Duration::from_millis(20));
             }
         }
-        // The group id stays reserved while any member lives, so this reaches only our processes.
-        send_signal(-pid, SIGKILL);
+        family.extend(descendants(pid));
         let _ = self.child.kill();
+        for proc in family {
+            proc.kill();
+        }
         let _ = self.child.wait();
     }
 }
@@ -227,6 +230,54 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop(Duration::ZERO);
     }
+}
+
+/// A process identified by pid and start time, so a recycled pid is never signalled.
+struct Proc {
+    pid: i32,
+    start: u64,
+}
+
+impl Proc {
+    fn kill(&self) {
+        if proc_stat(self.pid).is_some_and(|(_, start)| start == self.start) {
+            send_signal(self.pid, SIGKILL);
+        }
+    }
+}
+
+/// (parent pid, start time) from /proc/PID/stat.
+fn proc_stat(pid: i32) -> Option<(i32, u64)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: fields resume after the last ')'.
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    // fields[0] is field 3 (state), so ppid (4) is [1] and starttime (22) is [19].
+    Some((fields.get(1)?.parse().ok()?, fields.get(19)?.parse().ok()?))
+}
+
+/// Every live descendant of `root`, from the parent links in /proc.
+fn descendants(root: i32) -> Vec<Proc> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let all: Vec<(i32, i32, u64)> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| proc_stat(pid).map(|(ppid, start)| (pid, ppid, start)))
+        .collect();
+    let mut found = Vec::new();
+    let mut parents = vec![root];
+    while let Some(parent) = parents.pop() {
+        for &(pid, ppid, start) in &all {
+            if ppid == parent {
+                found.push(Proc { pid, start });
+                parents.push(pid);
+            }
+        }
+    }
+    found
 }
 
 /// Unmounts everything mounted at or below `dir` (deepest first), e.g. what a container daemon
