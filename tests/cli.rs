@@ -467,3 +467,23 @@ fn netlify_writes_headers_and_redirects_into_the_tree() {
     );
     assert_eq!(code(&check), 1);
 }
+
+#[test]
+fn committed_fixture_equals_the_builder_output() {
+    let f = fixture::build("basic", &[]);
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/registry");
+    let rel = |snap: BTreeMap<PathBuf, (Vec<u8>, SystemTime)>,
+               base: &Path|
+     -> BTreeMap<PathBuf, Vec<u8>> {
+        snap.into_iter()
+            .map(|(p, (b, _))| (p.strip_prefix(base).unwrap().to_path_buf(), b))
+            .collect()
+    };
+    let built = rel(snapshot(&f.tree()), &f.tree());
+    assert!(!built.is_empty());
+    assert_eq!(
+        rel(snapshot(&committed), &committed),
+        built,
+        "rebuild with: python3 fixtures/build.py basic fixtures/registry"
+    );
+}

@@ -10,30 +10,17 @@
 //! headers. Rules without `!` in `_redirects` only apply where no file
 //! matches ("shadowing"), which is what a registry miss is.
 
-use super::{Templates, manifest_paths};
+use super::Templates;
+use crate::media::MediaType;
 use crate::model::Registry;
 use crate::problem::{Kind, Problem};
 use crate::scan::ERRORS_DIR;
 use crate::settings::Common;
 use anyhow::Result;
-use serde::Serialize;
+use serde_json::{Value, json};
 
-#[derive(Serialize)]
-struct Rule {
-    path: String,
-    content_type: &'static str,
-    digest: String,
-    cache: String,
-}
-
-#[derive(Serialize)]
-struct Context {
-    rules: Vec<Rule>,
-    json_paths: Vec<String>,
-    errors_dir: &'static str,
-    /// `/v2/:n1/.../:nK` prefixes for every name depth in the tree.
-    name_patterns: Vec<String>,
-}
+/// The rule-row code for blobs (media type codes are letters from [`MediaType::code`]).
+const BLOB_CODE: char = 'b';
 
 pub struct Rendered {
     pub headers: String,
@@ -43,48 +30,43 @@ pub struct Rendered {
 
 pub fn render(registry: &Registry, common: &Common, templates: &Templates) -> Result<Rendered> {
     let mut problems = Vec::new();
-    let mut colliding = std::collections::HashSet::new();
+    // One `[path, type code, digest]` per rule ("b" for blobs): at 300k rules
+    // a compact row per rule keeps peak memory in check.
+    let mut rules: Vec<Value> = Vec::new();
+    let row = |path: String, code: char, digest: &str| {
+        Value::Array(vec![
+            Value::String(path),
+            Value::String(code.to_string()),
+            Value::String(digest.to_string()),
+        ])
+    };
     for (name, repo) in &registry.repositories {
-        for tag in repo.case_colliding_tags() {
-            colliding.insert(format!("/v2/{name}/manifests/{tag}"));
+        let colliding = repo.case_colliding_tags();
+        for (tag, digest) in &repo.tags {
+            let path = format!("/v2/{name}/manifests/{tag}");
+            if colliding.contains(tag.as_str()) {
+                // Netlify matches rule paths case-insensitively: one rule would
+                // give both tags the same digest. Leave them out, loudly.
+                problems.push(Problem::error(
+                    path.trim_start_matches('/'),
+                    Kind::CaseCollision,
+                    "left out of _headers: Netlify matches paths case-insensitively",
+                ));
+                continue;
+            }
+            rules.push(row(path, repo.manifests[digest].media_type.code(), digest));
         }
-    }
-    let tag_cache = format!("public, max-age={}", common.tag_max_age);
-    let immutable = format!("public, max-age={}, immutable", common.immutable_max_age);
-    let mut rules = Vec::new();
-    for p in manifest_paths(registry) {
-        if colliding.contains(&p.path) {
-            // Netlify matches rule paths case-insensitively: one rule would
-            // give both tags the same digest. Leave them out, loudly.
-            problems.push(Problem::error(
-                p.path.trim_start_matches('/'),
-                Kind::CaseCollision,
-                "left out of _headers: Netlify matches paths case-insensitively",
+        for (digest, m) in &repo.manifests {
+            rules.push(row(
+                format!("/v2/{name}/manifests/{digest}"),
+                m.media_type.code(),
+                digest,
             ));
-            continue;
         }
-        rules.push(Rule {
-            cache: if p.tag {
-                tag_cache.clone()
-            } else {
-                immutable.clone()
-            },
-            path: p.path,
-            content_type: p.media_type,
-            digest: p.digest,
-        });
-    }
-    for (name, repo) in &registry.repositories {
         for digest in repo.blobs.keys() {
-            rules.push(Rule {
-                path: format!("/v2/{name}/blobs/{digest}"),
-                content_type: "application/octet-stream",
-                digest: digest.clone(),
-                cache: immutable.clone(),
-            });
+            rules.push(row(format!("/v2/{name}/blobs/{digest}"), BLOB_CODE, digest));
         }
     }
-    rules.sort_by(|a, b| a.path.cmp(&b.path));
 
     let mut json_paths = vec!["/v2/".to_string(), "/v2/_catalog".to_string()];
     json_paths.extend(
@@ -100,22 +82,35 @@ pub fn render(registry: &Registry, common: &Common, templates: &Templates) -> Re
         .map(|n| n.split('/').count())
         .max()
         .unwrap_or(1);
-    let name_patterns = (1..=depth)
+    let name_patterns: Vec<String> = (1..=depth)
         .rev()
         .map(|d| {
             let segs: Vec<String> = (1..=d).map(|i| format!(":n{i}")).collect();
             format!("/v2/{}", segs.join("/"))
         })
         .collect();
-    let context = Context {
-        rules,
-        json_paths,
-        errors_dir: ERRORS_DIR,
-        name_patterns,
-    };
+    let mut types: serde_json::Map<String, Value> = MediaType::ALL
+        .iter()
+        .map(|t| (t.code().to_string(), Value::from(t.as_str())))
+        .collect();
+    types.insert(
+        BLOB_CODE.to_string(),
+        Value::from("application/octet-stream"),
+    );
+    let context = json!({
+        "rules": Value::Array(rules),
+        "media_types": types,
+        "json_paths": json_paths,
+        "errors_dir": ERRORS_DIR,
+        "name_patterns": name_patterns,
+        "tag_cache": format!("public, max-age={}", common.tag_max_age),
+        "immutable_cache": format!("public, max-age={}, immutable", common.immutable_max_age),
+    });
+    let redirects = templates.render("netlify_redirects.tera", &context)?;
+    let headers = templates.render_value("netlify_headers.tera", context)?;
     Ok(Rendered {
-        headers: templates.render("netlify_headers.tera", &context)?,
-        redirects: templates.render("netlify_redirects.tera", &context)?,
+        headers,
+        redirects,
         problems,
     })
 }

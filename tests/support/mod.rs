@@ -12,6 +12,7 @@ pub mod fixture;
 pub mod hosts;
 pub mod http;
 pub mod process;
+pub mod registry;
 
 use std::ffi::OsStr;
 use std::fs;

@@ -1,0 +1,332 @@
+//! What every host must get right, asserted the same way for each: the
+//! HTTP surface of the pull protocol (bytes, headers, digests, JSON errors)
+//! and real clients pulling every tag and digest.
+
+use super::fixture::{Fixture, sha256};
+use super::http::{self, Response};
+use super::{Containerd, Dockerd, TempDir};
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+/// What a host can do; the rest is asserted exactly.
+#[derive(Clone, Copy, Debug)]
+pub struct Expect {
+    /// Docker-Content-Digest on manifests and blobs.
+    pub digest_headers: bool,
+    /// Docker-Distribution-API-Version on every response.
+    pub api_version: bool,
+    /// Cache-Control: short for tags, immutable for digests and blobs.
+    pub cache_control: bool,
+}
+
+impl Expect {
+    pub const ALL: Expect = Expect {
+        digest_headers: true,
+        api_version: true,
+        cache_control: true,
+    };
+}
+
+fn ctx(what: &str, path: &str, r: &Response) -> String {
+    format!(
+        "{what} {path}: status {} headers {:?} body {:?}",
+        r.status,
+        r.headers,
+        r.body_text().chars().take(300).collect::<String>()
+    )
+}
+
+fn assert_api_version(expect: Expect, path: &str, r: &Response) {
+    if expect.api_version {
+        assert_eq!(
+            r.header_all("Docker-Distribution-API-Version"),
+            vec!["registry/2.0"],
+            "{}",
+            ctx("api version", path, r)
+        );
+    }
+}
+
+fn assert_json_error(port: u16, path: &str, code: &str, expect: Expect) {
+    let r = http::get(port, path);
+    assert_eq!(r.status, 404, "{}", ctx("miss", path, &r));
+    assert_eq!(
+        r.header_all("Content-Type"),
+        vec!["application/json"],
+        "{}",
+        ctx("miss", path, &r)
+    );
+    let body: Value = serde_json::from_slice(&r.body)
+        .unwrap_or_else(|e| panic!("{e}: {}", ctx("miss", path, &r)));
+    assert_eq!(body["errors"][0]["code"], code, "{}", ctx("miss", path, &r));
+    assert_api_version(expect, path, &r);
+}
+
+/// The HTTP surface, request by request.
+pub fn assert_http(port: u16, f: &Fixture, expect: Expect) {
+    let r = http::get(port, "/v2/");
+    assert_eq!(r.status, 200, "{}", ctx("base", "/v2/", &r));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&r.body).unwrap(),
+        serde_json::json!({})
+    );
+    assert_eq!(
+        r.header_all("Content-Type"),
+        vec!["application/json"],
+        "{}",
+        ctx("base", "/v2/", &r)
+    );
+    assert_api_version(expect, "/v2/", &r);
+
+    let mut paths = Vec::new();
+    for (name, tag, digest, media_type, size) in f.tags() {
+        paths.push((
+            format!("/v2/{name}/manifests/{tag}"),
+            digest,
+            media_type,
+            size,
+            true,
+        ));
+    }
+    for (name, digest, media_type, size) in f.manifests() {
+        paths.push((
+            format!("/v2/{name}/manifests/{digest}"),
+            digest,
+            media_type,
+            size,
+            false,
+        ));
+    }
+    for (path, digest, media_type, size, is_tag) in &paths {
+        for method in ["GET", "HEAD"] {
+            let r = http::request(method, port, path);
+            let c = || ctx(method, path, &r);
+            assert_eq!(r.status, 200, "{}", c());
+            // Exactly one Content-Type, exactly the media type.
+            assert_eq!(
+                r.header_all("Content-Type"),
+                vec![media_type.as_str()],
+                "{}",
+                c()
+            );
+            assert_eq!(
+                r.header("Content-Length"),
+                Some(size.to_string().as_str()),
+                "{}",
+                c()
+            );
+            if expect.digest_headers {
+                assert_eq!(
+                    r.header_all("Docker-Content-Digest"),
+                    vec![digest.as_str()],
+                    "{}",
+                    c()
+                );
+            }
+            if method == "GET" {
+                assert_eq!(&sha256(&r.body), digest, "{}", c());
+            } else {
+                assert!(r.body.is_empty(), "{}", c());
+            }
+            if expect.cache_control {
+                let cc = r.header("Cache-Control").unwrap_or_default();
+                if *is_tag {
+                    assert!(
+                        cc.contains("max-age=300") && !cc.contains("immutable"),
+                        "{}",
+                        c()
+                    );
+                } else {
+                    assert!(cc.contains("immutable"), "{}", c());
+                }
+            }
+            assert_api_version(expect, path, &r);
+        }
+    }
+    for (name, digest, size) in f.blobs() {
+        let path = format!("/v2/{name}/blobs/{digest}");
+        for method in ["GET", "HEAD"] {
+            let r = http::request(method, port, &path);
+            let c = || ctx(method, &path, &r);
+            assert_eq!(r.status, 200, "{}", c());
+            if method == "GET" {
+                assert_eq!(sha256(&r.body), digest, "{}", c());
+            }
+            assert_eq!(
+                r.header("Content-Length"),
+                Some(size.to_string().as_str()),
+                "{}",
+                c()
+            );
+            if expect.digest_headers {
+                assert_eq!(
+                    r.header_all("Docker-Content-Digest"),
+                    vec![digest.as_str()],
+                    "{}",
+                    c()
+                );
+            }
+            assert_api_version(expect, &path, &r);
+        }
+    }
+    for (name, repo) in f.repositories() {
+        let path = format!("/v2/{name}/tags/list");
+        let r = http::get(port, &path);
+        assert_eq!(r.status, 200, "{}", ctx("tags", &path, &r));
+        assert_eq!(
+            r.header_all("Content-Type"),
+            vec!["application/json"],
+            "{}",
+            ctx("tags", &path, &r)
+        );
+        let mut tags: Vec<&String> = repo["tags"].as_object().unwrap().keys().collect();
+        tags.sort();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&r.body).unwrap(),
+            serde_json::json!({"name": name, "tags": tags})
+        );
+        assert_api_version(expect, &path, &r);
+    }
+    let r = http::get(port, "/v2/_catalog");
+    assert_eq!(r.status, 200, "{}", ctx("catalog", "/v2/_catalog", &r));
+    assert_eq!(r.header_all("Content-Type"), vec!["application/json"]);
+    // Every sound repository is listed (a tree may hold more: partly broken ones are still served).
+    let catalog: Value = serde_json::from_slice(&r.body).unwrap();
+    let listed: BTreeSet<&str> = catalog["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let mut sorted: Vec<&str> = listed.iter().copied().collect();
+    sorted.sort();
+    assert_eq!(
+        catalog["repositories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect::<Vec<_>>(),
+        sorted
+    );
+    for name in f.repositories().keys() {
+        assert!(
+            listed.contains(name.as_str()),
+            "{name} missing from {catalog}"
+        );
+    }
+
+    let (name, ..) = f.tags().into_iter().next().expect("a tag");
+    let zero = format!("sha256:{}", "0".repeat(64));
+    assert_json_error(
+        port,
+        &format!("/v2/{name}/manifests/no-such-tag"),
+        "MANIFEST_UNKNOWN",
+        expect,
+    );
+    assert_json_error(
+        port,
+        &format!("/v2/{name}/manifests/{zero}"),
+        "MANIFEST_UNKNOWN",
+        expect,
+    );
+    assert_json_error(
+        port,
+        &format!("/v2/{name}/blobs/{zero}"),
+        "BLOB_UNKNOWN",
+        expect,
+    );
+    assert_json_error(port, "/v2/no/such/repo/tags/list", "NAME_UNKNOWN", expect);
+}
+
+/// The config digest docker reports as the image id: the linux/amd64 image's.
+fn amd64_config(f: &Fixture, name: &str, digest: &str) -> String {
+    let repo = &f.repositories()[name];
+    let m = &repo["manifests"][digest];
+    if let Some(c) = m["config"].as_str() {
+        return c.to_string();
+    }
+    for child in m["children"].as_array().unwrap() {
+        let c = &repo["manifests"][child.as_str().unwrap()];
+        if c["platforms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "linux/amd64")
+        {
+            return c["config"].as_str().unwrap().to_string();
+        }
+    }
+    panic!("{name}@{digest} has no linux/amd64 image");
+}
+
+/// skopeo, containerd and dockerd pull every tag (and digests) and get
+/// exactly the tree's bytes.
+pub fn assert_clients(port: u16, f: &Fixture, containerd: &Containerd, dockerd: &Dockerd) {
+    let host = format!("127.0.0.1:{port}");
+    let scratch = TempDir::new("pull");
+    for (i, (name, tag, digest, _, _)) in f.tags().into_iter().enumerate() {
+        let reference = format!("{host}/{name}:{tag}");
+        // skopeo: the exact bytes, and the whole graph with --all.
+        let raw = super::skopeo_inspect_raw(&reference);
+        assert_eq!(sha256(&raw), digest, "skopeo inspect --raw {reference}");
+        let out = scratch.join(format!("copy{i}"));
+        super::skopeo_copy_all(&reference, &out);
+        let top = std::fs::read(out.join("manifest.json")).unwrap();
+        assert_eq!(sha256(&top), digest, "skopeo copy --all {reference}");
+        for d in f.graph(&name, &tag) {
+            let hex = d.trim_start_matches("sha256:");
+            assert!(
+                out.join(hex).exists()
+                    || out.join(format!("{hex}.manifest.json")).exists()
+                    || d == digest,
+                "skopeo copy --all {reference} lacks {d}"
+            );
+        }
+        // containerd: every manifest and blob of every platform.
+        containerd.fetch_all(&reference);
+        assert_eq!(
+            containerd.image_target(&reference),
+            digest,
+            "ctr target {reference}"
+        );
+        let have = containerd.content_digests();
+        let want = f.graph(&name, &tag);
+        let missing: BTreeSet<_> = want.difference(&have).collect();
+        assert!(
+            missing.is_empty(),
+            "ctr content fetch {reference} lacks {missing:?}"
+        );
+    }
+    // `skopeo inspect` (not raw) reads tags/list too.
+    let (name, tag) = f.runnable().into_iter().next().expect("a runnable image");
+    let digest = f.repositories()[&name]["tags"][&tag]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let inspect: Value =
+        serde_json::from_str(&super::skopeo_inspect(&format!("{host}/{name}:{tag}"))).unwrap();
+    assert_eq!(inspect["Digest"], digest.as_str());
+
+    for (name, tag) in f.runnable() {
+        let digest = f.repositories()[&name]["tags"][&tag]["digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let reference = format!("{host}/{name}:{tag}");
+        // containerd unpacks the default platform, by tag and by digest.
+        containerd.pull(&reference);
+        containerd.pull(&format!("{host}/{name}@{digest}"));
+        // dockerd: the repo digest is the tag's manifest, the id the amd64 config.
+        let (repo_digests, id) = dockerd.pull(&reference);
+        assert!(
+            repo_digests.contains(&format!("{host}/{name}@{digest}")),
+            "docker pull {reference}: {repo_digests:?}"
+        );
+        assert_eq!(
+            id,
+            amd64_config(f, &name, &digest),
+            "docker pull {reference}"
+        );
+    }
+}
