@@ -25,6 +25,8 @@ pub enum Command {
     Nginx(NginxArgs),
     /// Render Netlify's `_headers` and `_redirects` into TREE (the publish directory).
     Netlify(NetlifyArgs),
+    /// Render Cloudflare Pages' `_worker.js` and `_routes.json` (any registry size).
+    Cloudflare(CloudflareArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -98,6 +100,18 @@ pub struct NetlifyArgs {
     /// Where to write `_headers` (default TREE/_headers); `_redirects` goes beside it.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct CloudflareArgs {
+    #[command(flatten)]
+    pub common: RenderArgs,
+    /// The Pages output directory to write into (default: TREE).
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Most files the Pages plan allows (Free: 20000).
+    #[arg(long, value_name = "N")]
+    pub max_files: Option<u64>,
 }
 
 #[cfg(test)]

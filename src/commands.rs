@@ -2,7 +2,9 @@
 //! renderer. Exit codes: 0 success, 1 problems (or `--check` found a stale
 //! file), 2 usage or I/O error.
 
-use crate::cli::{CheckArgs, Cli, Command, Format, NetlifyArgs, NginxArgs, RenderArgs, TreeArgs};
+use crate::cli::{
+    CheckArgs, Cli, CloudflareArgs, Command, Format, NetlifyArgs, NginxArgs, RenderArgs, TreeArgs,
+};
 use crate::model::Registry;
 use crate::output::OutputFile;
 use crate::problem::{Problem, Severity};
@@ -24,6 +26,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Prepare(args) => run_prepare(&args),
         Command::Nginx(args) => run_nginx(args),
         Command::Netlify(args) => run_netlify(args),
+        Command::Cloudflare(args) => run_cloudflare(args),
     }
 }
 
@@ -104,11 +107,11 @@ struct Prepared {
     templates: Templates,
 }
 
-fn begin(args: &RenderArgs) -> Result<Prepared> {
+fn begin(args: &RenderArgs, options: scan::Options) -> Result<Prepared> {
     let (file, _) = FileConfig::load(&args.tree)?;
     let common = Common::resolve(args, &file);
     let templates = Templates::load(common.templates.as_deref())?;
-    let mut registry = scan::scan(&common.tree, scan::Options::default())?;
+    let mut registry = scan::scan(&common.tree, options)?;
     registry.problems.sort();
     Ok(Prepared {
         registry,
@@ -149,7 +152,7 @@ fn end(
 }
 
 fn run_nginx(args: NginxArgs) -> Result<Outcome> {
-    let p = begin(&args.common)?;
+    let p = begin(&args.common, scan::Options::default())?;
     let settings = render::nginx::NginxSettings::resolve(
         args.listen,
         args.server_name,
@@ -164,7 +167,7 @@ fn run_nginx(args: NginxArgs) -> Result<Outcome> {
 }
 
 fn run_netlify(args: NetlifyArgs) -> Result<Outcome> {
-    let p = begin(&args.common)?;
+    let p = begin(&args.common, scan::Options::default())?;
     let rendered = render::netlify::render(&p.registry, &p.common, &p.templates)?;
     let headers = p
         .common
@@ -184,4 +187,36 @@ fn run_netlify(args: NetlifyArgs) -> Result<Outcome> {
         },
     ];
     end(&p, rendered.problems, files, false)
+}
+
+fn run_cloudflare(args: CloudflareArgs) -> Result<Outcome> {
+    let p = begin(
+        &args.common,
+        scan::Options {
+            blob_sizes: true,
+            ..scan::Options::default()
+        },
+    )?;
+    let dir = p
+        .common
+        .check
+        .clone()
+        .or(args.output)
+        .unwrap_or_else(|| p.registry.root.clone());
+    let max_files = args
+        .max_files
+        .or(p.file.cloudflare.max_files)
+        .unwrap_or(render::cloudflare::DEFAULT_MAX_FILES);
+    let rendered =
+        render::cloudflare::render(&p.registry, &p.common, &p.templates, &dir, max_files)?;
+    if rendered.problems.iter().any(render::cloudflare::is_fatal) {
+        let mut problems = p.registry.problems.clone();
+        problems.extend(rendered.problems);
+        report(&problems);
+        eprintln!(
+            "registrish-gen: Cloudflare Pages cannot host this tree as it is (see above); nothing written"
+        );
+        return Ok(Outcome::Problems);
+    }
+    end(&p, rendered.problems, rendered.files, false)
 }

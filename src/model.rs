@@ -18,6 +18,8 @@ pub struct Registry {
     pub problems: Vec<Problem>,
     /// Regular files under `v2/` (after prepare's additions are counted by it).
     pub file_count: u64,
+    /// In-tree symlinks the model serves (relative to TREE): some hosts can't.
+    pub symlinks: Vec<String>,
 }
 
 #[derive(Debug, Default)]

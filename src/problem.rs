@@ -37,6 +37,7 @@ pub enum Kind {
     FileTooLarge,
     TooManyFiles,
     LineTooLong,
+    HostUnservable,
     Unreadable,
 }
 
@@ -63,6 +64,7 @@ impl Kind {
             Kind::FileTooLarge => "file-too-large",
             Kind::TooManyFiles => "too-many-files",
             Kind::LineTooLong => "line-too-long",
+            Kind::HostUnservable => "host-unservable",
             Kind::Unreadable => "unreadable",
         }
     }

@@ -138,6 +138,9 @@ pub fn scan(tree: &Path, options: Options) -> Result<Registry> {
             invalid_names.insert(name);
             continue;
         }
+        if target.is_some() {
+            registry.symlinks.push(rel.to_string());
+        }
         let found = Found {
             name: file_name.to_string(),
             target,
@@ -470,7 +473,7 @@ fn build_repositories(
                 format!("v2/{name}/manifests/{}", colliding[0]),
                 Kind::CaseCollision,
                 format!(
-                    "tags {} differ only by case: Netlify and Cloudflare Pages match paths case-insensitively and cannot serve them apart (nginx can)",
+                    "tags {} differ only by case: Netlify matches paths case-insensitively and cannot serve them apart (nginx, Pages and S3 can)",
                     colliding.join(", ")
                 ),
             ));

@@ -23,6 +23,14 @@ pub struct FileConfig {
     pub cache: CacheConfig,
     #[serde(default)]
     pub nginx: NginxConfig,
+    #[serde(default)]
+    pub cloudflare: CloudflareConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudflareConfig {
+    pub max_files: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -487,3 +487,101 @@ fn committed_fixture_equals_the_builder_output() {
         "rebuild with: python3 fixtures/build.py basic fixtures/registry"
     );
 }
+
+#[test]
+fn cloudflare_reports_what_pages_cannot_host_and_writes_nothing() {
+    let f = fixture::build("hostile", &[]);
+    let tree = f.tree();
+    // Served elsewhere, reported here: the symlinked tag.
+    let out = run_bin(["cloudflare", tree.to_str().unwrap()], &tree);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("v2/demo/hello/manifests/alias: a symlink"),
+        "{}",
+        text(&out.stderr)
+    );
+    fs::remove_file(tree.join("_worker.js")).unwrap();
+    fs::remove_file(tree.join("_routes.json")).unwrap();
+
+    // Fatal: a blob over 25 MiB, too many files, an overlong `_headers` line.
+    let f = fixture::build("basic", &[]);
+    let tree = f.tree();
+    let big = tree.join("v2/demo/hello/blobs/sha256:4444444444444444444444444444444444444444444444444444444444444444");
+    fs::File::create(&big)
+        .unwrap()
+        .set_len(26 * 1024 * 1024)
+        .unwrap();
+    let out = run_bin(["cloudflare", tree.to_str().unwrap()], &tree);
+    assert_eq!(code(&out), 1, "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("26.0 MiB"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!tree.join("_worker.js").exists() && !tree.join("_routes.json").exists());
+    fs::remove_file(&big).unwrap();
+
+    let out = run_bin(
+        ["cloudflare", tree.to_str().unwrap(), "--max-files", "10"],
+        &tree,
+    );
+    assert_eq!(code(&out), 1);
+    assert!(
+        text(&out.stderr).contains("too-many-files"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!tree.join("_worker.js").exists());
+
+    fs::write(
+        tree.join("_headers"),
+        format!("/x\n  X-Long: {}\n", "a".repeat(2001)),
+    )
+    .unwrap();
+    let out = run_bin(["cloudflare", tree.to_str().unwrap()], &tree);
+    assert_eq!(code(&out), 1);
+    assert!(
+        text(&out.stderr).contains("_headers:2"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!tree.join("_worker.js").exists());
+    fs::remove_file(tree.join("_headers")).unwrap();
+
+    // Clean: written, deterministic, and --check agrees.
+    let out = run_bin(["cloudflare", tree.to_str().unwrap()], &tree);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let first = fs::read(tree.join("_worker.js")).unwrap();
+    let check = run_bin(
+        [
+            "cloudflare",
+            tree.to_str().unwrap(),
+            "--check",
+            tree.to_str().unwrap(),
+        ],
+        &tree,
+    );
+    assert_eq!(code(&check), 0, "{}", text(&check.stderr));
+    fs::write(tree.join("_routes.json"), "{}").unwrap();
+    let check = run_bin(
+        [
+            "cloudflare",
+            tree.to_str().unwrap(),
+            "--check",
+            tree.to_str().unwrap(),
+        ],
+        &tree,
+    );
+    assert_eq!(code(&check), 1);
+    let out = run_bin(
+        [
+            "cloudflare",
+            tree.to_str().unwrap(),
+            "-o",
+            f.dir.join("site").to_str().unwrap(),
+        ],
+        &tree,
+    );
+    assert_eq!(code(&out), 0);
+    assert_eq!(fs::read(f.dir.join("site/_worker.js")).unwrap(), first);
+}

@@ -6,6 +6,7 @@
 //! `scan` is the first line of defence, these filters are the second, and they
 //! also guard user-written templates.
 
+pub mod cloudflare;
 pub mod netlify;
 pub mod nginx;
 
@@ -27,6 +28,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     (
         "netlify_headers.tera",
         include_str!("../../templates/netlify_headers.tera"),
+    ),
+    (
+        "cloudflare_worker.js.tera",
+        include_str!("../../templates/cloudflare_worker.js.tera"),
     ),
     (
         "netlify_redirects.tera",

@@ -115,3 +115,110 @@ fn test_main_conf(dir: &TempDir, conf: &Path) -> (bool, String) {
     );
     (out.status.success(), text)
 }
+
+/// Cloudflare Pages, locally: `wrangler pages dev DIR` (npm wrangler, offline, no login), which
+/// applies `_worker.js`, `_routes.json`, `_headers` and `_redirects` as Pages does. Stopped
+/// (with its workerd children) on drop.
+pub struct Wrangler {
+    daemon: Daemon,
+    proxy: PlainHttpOnly,
+    _dir: TempDir,
+}
+
+impl Wrangler {
+    pub fn start(site: &Path, port: u16) -> Wrangler {
+        let dir = TempDir::new("wrangler");
+        let mut cmd = Command::new(super::node_bin("wrangler"));
+        cmd.args(["pages", "dev"])
+            .arg(site)
+            .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--compatibility-date", "2024-01-01", "--log-level", "info"])
+            // Offline: no telemetry, no fetch of the request.cf object, no state in $HOME.
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+            .env("HOME", dir.path())
+            .env("XDG_CONFIG_HOME", dir.join("config"))
+            .env("NO_COLOR", "1")
+            .current_dir(dir.path());
+        let mut daemon = Daemon::spawn("wrangler", &mut cmd, &dir.join("wrangler.log"));
+        daemon.wait_for_port(port, Duration::from_secs(60));
+        let proxy = PlainHttpOnly::start(port);
+        Wrangler {
+            daemon,
+            proxy,
+            _dir: dir,
+        }
+    }
+
+    /// The port clients use: wrangler behind [`PlainHttpOnly`].
+    pub fn port(&self) -> u16 {
+        self.proxy.port
+    }
+
+    /// Everything wrangler printed so far.
+    pub fn log(&self) -> String {
+        self.daemon.log()
+    }
+}
+
+/// A byte-for-byte TCP pass-through that closes connections opening with a TLS
+/// handshake. skopeo and dockerd probe HTTPS before falling back to plain HTTP;
+/// nginx answers the probe at once, but wrangler's dev server holds it for about
+/// 15 s, which would make every skopeo call that slow. HTTP bytes pass unchanged.
+pub struct PlainHttpOnly {
+    pub port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl PlainHttpOnly {
+    pub fn start(upstream: u16) -> PlainHttpOnly {
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().unwrap().port();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stopping.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                std::thread::spawn(move || {
+                    let mut first = [0u8; 1];
+                    // 0x16: a TLS handshake record.
+                    if client
+                        .peek(&mut first)
+                        .map(|n| n == 0 || first[0] == 0x16)
+                        .unwrap_or(true)
+                    {
+                        let _ = client.shutdown(Shutdown::Both);
+                        return;
+                    }
+                    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                        return;
+                    };
+                    let (mut c_read, mut s_write) =
+                        (client.try_clone().unwrap(), server.try_clone().unwrap());
+                    let up = std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut c_read, &mut s_write);
+                        let _ = s_write.shutdown(Shutdown::Write);
+                    });
+                    let (mut s_read, mut c_write) = (server, client);
+                    let _ = std::io::copy(&mut s_read, &mut c_write);
+                    let _ = c_write.shutdown(Shutdown::Both);
+                    let _ = up.join();
+                });
+            }
+        });
+        PlainHttpOnly { port, stop }
+    }
+}
+
+impl Drop for PlainHttpOnly {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Wake the accept loop so it sees the flag.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+    }
+}

@@ -71,17 +71,62 @@ pub fn request_with(method: &str, port: u16, path: &str, headers: &[(&str, &str)
     stream
         .write_all(req.as_bytes())
         .unwrap_or_else(|e| panic!("{what}: cannot send: {e}"));
-    // `Connection: close` makes the server end the stream after the response.
+    // Read until the response is complete by its own framing: some servers
+    // (wrangler's dev proxy) keep the connection open for seconds despite
+    // `Connection: close`, so waiting for EOF would stall every request.
+    let head = method.eq_ignore_ascii_case("HEAD");
     let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .unwrap_or_else(|e| panic!("{what}: cannot read the response: {e}"));
-    parse_response(&raw, method.eq_ignore_ascii_case("HEAD")).unwrap_or_else(|e| {
+    let mut buf = [0u8; 65536];
+    while !is_complete(&raw, head) {
+        let n = stream
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("{what}: cannot read the response: {e}"));
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
+    parse_response(&raw, head).unwrap_or_else(|e| {
         panic!(
             "{what}: bad response: {e}\n{}",
             String::from_utf8_lossy(&raw)
         )
     })
+}
+
+/// Whether `raw` holds a whole response (headers, then a body framed by
+/// Content-Length or chunked encoding; HEAD and bodiless statuses end at the headers).
+fn is_complete(raw: &[u8], head: bool) -> bool {
+    let Some(end) = find(raw, b"\r\n\r\n") else {
+        return false;
+    };
+    let Ok(text) = std::str::from_utf8(&raw[..end]) else {
+        return false;
+    };
+    let status: u16 = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    if head || status / 100 == 1 || status == 204 || status == 304 {
+        return true;
+    }
+    let rest = &raw[end + 4..];
+    let header = |name: &str| {
+        text.split("\r\n").skip(1).find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_ascii_lowercase())
+        })
+    };
+    if header("Transfer-Encoding").is_some_and(|te| te.contains("chunked")) {
+        return rest.ends_with(b"0\r\n\r\n") && dechunk(rest).is_ok();
+    }
+    match header("Content-Length").and_then(|l| l.parse::<usize>().ok()) {
+        Some(len) => rest.len() >= len,
+        None => false,
+    }
 }
 
 fn parse_response(raw: &[u8], head: bool) -> Result<Response, String> {

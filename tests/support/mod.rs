@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 pub use clients::{
     Containerd, Dockerd, skopeo, skopeo_copy, skopeo_copy_all, skopeo_inspect, skopeo_inspect_raw,
 };
-pub use hosts::{Nginx, nginx_test_config};
+pub use hosts::{Nginx, Wrangler, nginx_test_config};
 pub use http::Response;
 
 /// A directory under the system temp dir, removed on drop unless `REGISTRISH_KEEP_TMP=1`.

@@ -62,8 +62,13 @@ fn assert_json_error(port: u16, path: &str, code: &str, expect: Expect) {
     assert_api_version(expect, path, &r);
 }
 
-/// The HTTP surface, request by request.
+/// The HTTP surface, request by request, for every path.
 pub fn assert_http(port: u16, f: &Fixture, expect: Expect) {
+    assert_http_every(port, f, expect, 1);
+}
+
+/// The HTTP surface for every `stride`-th manifest and blob path (big trees).
+pub fn assert_http_every(port: u16, f: &Fixture, expect: Expect, stride: usize) {
     let r = http::get(port, "/v2/");
     assert_eq!(r.status, 200, "{}", ctx("base", "/v2/", &r));
     assert_eq!(
@@ -97,7 +102,7 @@ pub fn assert_http(port: u16, f: &Fixture, expect: Expect) {
             false,
         ));
     }
-    for (path, digest, media_type, size, is_tag) in &paths {
+    for (path, digest, media_type, size, is_tag) in paths.iter().step_by(stride) {
         for method in ["GET", "HEAD"] {
             let r = http::request(method, port, path);
             let c = || ctx(method, path, &r);
@@ -143,7 +148,7 @@ pub fn assert_http(port: u16, f: &Fixture, expect: Expect) {
             assert_api_version(expect, path, &r);
         }
     }
-    for (name, digest, size) in f.blobs() {
+    for (name, digest, size) in f.blobs().into_iter().step_by(stride) {
         let path = format!("/v2/{name}/blobs/{digest}");
         for method in ["GET", "HEAD"] {
             let r = http::request(method, port, &path);
@@ -169,7 +174,7 @@ pub fn assert_http(port: u16, f: &Fixture, expect: Expect) {
             assert_api_version(expect, &path, &r);
         }
     }
-    for (name, repo) in f.repositories() {
+    for (name, repo) in f.repositories().iter().step_by(stride) {
         let path = format!("/v2/{name}/tags/list");
         let r = http::get(port, &path);
         assert_eq!(r.status, 200, "{}", ctx("tags", &path, &r));
@@ -327,6 +332,48 @@ pub fn assert_clients(port: u16, f: &Fixture, containerd: &Containerd, dockerd: 
             id,
             amd64_config(f, &name, &digest),
             "docker pull {reference}"
+        );
+    }
+}
+
+/// On the hostile fixture: tags that differ only by case are told apart, and
+/// nothing outside the tree, hostile or broken is served.
+pub fn assert_hostile_refused(port: u16, f: &Fixture) {
+    let tree = f.tree();
+    for tag in ["Latest", "latest"] {
+        let bytes = std::fs::read(tree.join(format!("v2/demo/case/manifests/{tag}"))).unwrap();
+        let r = http::get(port, &format!("/v2/demo/case/manifests/{tag}"));
+        assert_eq!(r.status, 200, "{}", ctx("case", tag, &r));
+        assert_eq!(
+            r.header("Docker-Content-Digest"),
+            Some(sha256(&bytes).as_str()),
+            "{tag}"
+        );
+        assert_eq!(r.body, bytes);
+    }
+    assert_eq!(
+        http::get(port, "/v2/demo/case/manifests/LATEST").status,
+        404
+    );
+    for path in [
+        "/v2/demo/escape/manifests/latest",
+        "/v2/demo/escape/blobs/sha256:b3140286ac71ad2acf69681f4f2a907b0b83d8edfbffdd4e0a38c05a23180495",
+        "/v2/demo/badtags/manifests/x;return%20200%20pwned",
+        "/v2/demo/badtags/manifests/$host",
+        "/v2/demo/badtags/manifests/t%7D",
+        "/v2/demo/broken/manifests/notjson",
+        "/v2/demo/broken/manifests/weird",
+        "/v2/demo/broken/manifests/sha256:35b6a6f09fb9557e7da6c168abfe1c86318fc0a6c559f9eaff6da06e745c85ca",
+        "/v2/demo/Bad/tags/list",
+        "/v2/evil%7Dname/tags/list",
+        "/v2/../etc/passwd",
+    ] {
+        let r = http::get(port, path);
+        assert_eq!(r.status, 404, "{}", ctx("hostile", path, &r));
+        let body = r.body_text();
+        assert!(
+            !body.contains("root:") && !body.contains("pwned"),
+            "{path}: {body}"
         );
     }
 }

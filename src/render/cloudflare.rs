@@ -1,0 +1,194 @@
+//! Cloudflare Pages: an advanced-mode `_worker.js` and its `_routes.json`.
+//!
+//! The choice, by measurement (see the template's header and the README):
+//! `_headers` alone cannot serve a registry on Pages (100 rules, `sha256:`
+//! read as a placeholder, no Content-Length on HEAD under `wrangler pages
+//! dev`), and a worker holding a table of every path outgrows the Free plan's
+//! 3 MB limit near 70k manifests. So the worker is constant-size and checks
+//! each manifest when it serves it, with the same rules the scan uses; this
+//! renderer's own job is what Pages cannot host, reported before anything is
+//! written: files over 25 MiB, more files than the plan allows, `_headers` or
+//! `_redirects` lines over 2,000 characters, and tags Pages would redirect.
+
+use super::Templates;
+use crate::media::{MAX_MANIFEST_BYTES, MediaType};
+use crate::model::Registry;
+use crate::output::OutputFile;
+use crate::prepare;
+use crate::problem::{Kind, Problem, Severity};
+use crate::settings::Common;
+use anyhow::Result;
+use serde_json::json;
+use std::path::Path;
+use walkdir::WalkDir;
+
+/// Pages refuses larger files (wrangler checks before upload).
+pub const MAX_FILE_BYTES: u64 = 25 * 1024 * 1024;
+/// The Free plan's file count; paid plans allow more (`--max-files`).
+pub const DEFAULT_MAX_FILES: u64 = 20_000;
+/// Pages ignores longer lines in `_headers` and `_redirects`.
+pub const MAX_RULE_LINE: usize = 2_000;
+/// Files in the output directory that Pages reads as configuration, not assets.
+const NOT_ASSETS: &[&str] = &["_worker.js", "_routes.json", "_headers", "_redirects"];
+
+pub struct Rendered {
+    pub files: Vec<OutputFile>,
+    pub problems: Vec<Problem>,
+}
+
+pub fn render(
+    registry: &Registry,
+    common: &Common,
+    templates: &Templates,
+    dir: &Path,
+    max_files: u64,
+) -> Result<Rendered> {
+    let mut problems = limits(registry, dir, max_files);
+    for (name, repo) in &registry.repositories {
+        for tag in repo.tags.keys().filter(|t| t.ends_with(".html")) {
+            problems.push(Problem::error(
+                format!("v2/{name}/manifests/{tag}"),
+                Kind::HostUnservable,
+                "Pages redirects paths ending in .html, so this tag cannot be served there; left out",
+            ));
+        }
+    }
+    for link in &registry.symlinks {
+        problems.push(Problem::error(
+            link,
+            Kind::HostUnservable,
+            "a symlink: wrangler neither uploads nor serves symlinks; use a hard link or a copy; left out",
+        ));
+    }
+    let context = json!({
+        "media_types": MediaType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+        "errors": super::error_bodies(),
+        "max_manifest_bytes": MAX_MANIFEST_BYTES,
+        "tag_max_age": common.tag_max_age,
+        "immutable_max_age": common.immutable_max_age,
+    });
+    let worker = templates.render_value("cloudflare_worker.js.tera", context)?;
+    // Only registry paths run the worker; the rest of a site stays plain static assets.
+    let routes = serde_json::to_string_pretty(&json!({
+        "version": 1,
+        "include": ["/v2", "/v2/*"],
+        "exclude": [],
+    }))? + "\n";
+    Ok(Rendered {
+        files: vec![
+            OutputFile {
+                path: dir.join("_worker.js"),
+                contents: worker,
+            },
+            OutputFile {
+                path: dir.join("_routes.json"),
+                contents: routes,
+            },
+        ],
+        problems,
+    })
+}
+
+/// What Pages cannot host. Errors here stop the command before it writes.
+fn limits(registry: &Registry, dir: &Path, max_files: u64) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for repo in registry.repositories.values() {
+        for (digest, size) in &repo.blobs {
+            if let Some(size) = size.filter(|s| *s > MAX_FILE_BYTES) {
+                problems.push(Problem::error(
+                    repo.blob_path(digest),
+                    Kind::FileTooLarge,
+                    format!(
+                        "{:.1} MiB: Pages refuses files over 25 MiB; serve this registry from an object store instead (`registrish-gen s3` with R2, plus `cloudflare-rules`)",
+                        size as f64 / 1048576.0
+                    ),
+                ));
+            }
+        }
+    }
+    // Everything Pages would upload: the tree as it is, plus what prepare adds.
+    let mut files = 0u64;
+    let walker = WalkDir::new(dir)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| {
+            let n = e.file_name().to_string_lossy();
+            e.depth() == 0
+                || !(n == ".git"
+                    || n == "node_modules"
+                    || n == ".wrangler"
+                    || (e.depth() == 1 && n == "functions"))
+        });
+    for entry in walker.flatten() {
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let rel = entry.path().strip_prefix(dir).unwrap_or(entry.path());
+        let top = rel.to_string_lossy();
+        if NOT_ASSETS.contains(&top.as_ref()) {
+            if top == "_headers" || top == "_redirects" {
+                problems.extend(long_lines(entry.path(), &top));
+            }
+            continue;
+        }
+        files += 1;
+        // Files under v2/ were sized by the scan; the rest of the site is checked here.
+        let large = !top.starts_with("v2/")
+            && entry.metadata().is_ok_and(|m| m.len() > MAX_FILE_BYTES);
+        if large {
+            problems.push(Problem::error(
+                top.to_string(),
+                Kind::FileTooLarge,
+                "over 25 MiB: Pages refuses it",
+            ));
+        }
+    }
+    let missing_generated = prepare::generated_files(registry)
+        .iter()
+        .filter(|(rel, _)| !registry.root.join(rel).exists())
+        .count();
+    files += (prepare::missing_digest_files(registry).len() + missing_generated) as u64;
+    if files > max_files {
+        problems.push(Problem::error(
+            dir.display().to_string(),
+            Kind::TooManyFiles,
+            format!("{files} files once prepared; Pages allows {max_files} on this plan (--max-files for paid plans, or an object store)"),
+        ));
+    }
+    if dir.join("index.html").exists() && !dir.join("404.html").exists() {
+        problems.push(Problem::warning(
+            "index.html",
+            Kind::HostUnservable,
+            "with an index.html and no 404.html, Pages answers every unknown path with 200 and the home page; add a 404.html",
+        ));
+    }
+    problems
+}
+
+fn long_lines(path: &Path, rel: &str) -> Vec<Problem> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.chars().count() > MAX_RULE_LINE)
+        .map(|(i, l)| {
+            Problem::error(
+                format!("{rel}:{}", i + 1),
+                Kind::LineTooLong,
+                format!(
+                    "{} characters: Pages ignores lines over {MAX_RULE_LINE}",
+                    l.chars().count()
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Problems that make the output unusable on Pages (as opposed to parts left out).
+pub fn is_fatal(p: &Problem) -> bool {
+    p.severity == Severity::Error
+        && matches!(
+            p.kind,
+            Kind::FileTooLarge | Kind::TooManyFiles | Kind::LineTooLong
+        )
+}

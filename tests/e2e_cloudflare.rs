@@ -1,0 +1,86 @@
+//! Cloudflare Pages, run locally with `wrangler pages dev` on the prepared tree
+//! plus the generated `_worker.js`, pulled by real clients, at fixture size and
+//! past the 100-rule `_headers` limit.
+
+mod support;
+
+use support::fixture::{self, Fixture};
+use support::registry::{
+    Expect, assert_clients, assert_hostile_refused, assert_http, assert_http_every,
+};
+use support::{Containerd, Dockerd, Wrangler, free_port, http, run_bin_ok};
+
+fn serve(f: &Fixture) -> Wrangler {
+    let tree = f.tree();
+    run_bin_ok(["prepare", tree.to_str().unwrap()], f.dir.path());
+    run_bin_ok(["cloudflare", tree.to_str().unwrap()], f.dir.path());
+    Wrangler::start(&tree, free_port())
+}
+
+fn assert_no_rule_warnings(w: &Wrangler) {
+    let log = w.log();
+    assert!(!log.contains("Maximum number of rules"), "{log}");
+    assert!(!log.contains("✘") && !log.contains("[ERROR]"), "{log}");
+}
+
+#[test]
+fn pages_serves_every_tag_and_digest_to_skopeo_containerd_and_docker() {
+    let f = fixture::build("basic", &[]);
+    let pages = serve(&f);
+    assert_http(pages.port(), &f, Expect::ALL);
+    // HEAD on a manifest carries its length (dockerd refuses a HEAD without one).
+    let (name, tag, _, _, size) = f.tags().into_iter().next().unwrap();
+    let head = http::head(pages.port(), &format!("/v2/{name}/manifests/{tag}"));
+    assert_eq!(
+        head.header("Content-Length"),
+        Some(size.to_string().as_str())
+    );
+    let containerd = Containerd::start();
+    let dockerd = Dockerd::start();
+    assert_clients(pages.port(), &f, &containerd, &dockerd);
+    assert_no_rule_warnings(&pages);
+}
+
+#[test]
+fn pages_serves_a_registry_past_the_rule_limit() {
+    // 2,000 tags, 4,000 manifest paths and 2,020 blobs: a `_headers` file with a rule per
+    // path would be 60 times over Pages' 100-rule limit.
+    let f = fixture::build("big", &["--manifests", "2000", "--repos", "20"]);
+    let pages = serve(&f);
+    assert_http_every(pages.port(), &f, Expect::ALL, 37);
+    let host = format!("127.0.0.1:{}", pages.port());
+    let containerd = Containerd::start();
+    let dockerd = Dockerd::start();
+    for (name, tag, digest, _, _) in f.tags().into_iter().step_by(499) {
+        let reference = format!("{host}/{name}:{tag}");
+        assert_eq!(
+            support::fixture::sha256(&support::skopeo_inspect_raw(&reference)),
+            digest
+        );
+        containerd.pull(&reference);
+        assert_eq!(containerd.image_target(&reference), digest);
+        let (repo_digests, _) = dockerd.pull(&reference);
+        assert!(
+            repo_digests.contains(&format!("{host}/{name}@{digest}")),
+            "{repo_digests:?}"
+        );
+    }
+    assert_no_rule_warnings(&pages);
+}
+
+#[test]
+fn pages_serves_the_sound_part_of_a_hostile_tree_and_nothing_else() {
+    let mut f = fixture::build("hostile", &[]);
+    // Pages serves no symlinks (`registrish-gen cloudflare` reports them: tests/cli.rs); the
+    // in-tree alias the builder plants is fine on other hosts, so it is removed here.
+    std::fs::remove_file(f.tree().join("v2/demo/hello/manifests/alias")).unwrap();
+    let tags = f.expected["repositories"]["demo/hello"]["tags"]
+        .as_object_mut()
+        .unwrap();
+    assert!(tags.remove("alias").is_some());
+    let pages = serve(&f);
+    assert_http(pages.port(), &f, Expect::ALL);
+    assert_hostile_refused(pages.port(), &f);
+    // Outside /v2/ the worker does not run: plain static misses.
+    assert_eq!(http::get(pages.port(), "/nothing-here").status, 404);
+}
