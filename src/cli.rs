@@ -27,6 +27,16 @@ pub enum Command {
     Netlify(NetlifyArgs),
     /// Render Cloudflare Pages' `_worker.js` and `_routes.json` (any registry size).
     Cloudflare(CloudflareArgs),
+    /// Render an AWS CLI upload script for S3 and S3-compatible stores (R2, MinIO, Storj's gateway).
+    S3(S3Args),
+    /// Render an `uplink` upload script for Storj.
+    Storj(StorjArgs),
+    /// Render a Cloudflare Response Header Transform ruleset (JSON) for an R2 bucket's domain.
+    CloudflareRules(SingleFileArgs),
+    /// Render Apache `.htaccess` content (or a vhost snippet with --vhost).
+    Apache(ApacheArgs),
+    /// Render a Caddyfile site block.
+    Caddy(CaddyArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -112,6 +122,85 @@ pub struct CloudflareArgs {
     /// Most files the Pages plan allows (Free: 20000).
     #[arg(long, value_name = "N")]
     pub max_files: Option<u64>,
+}
+
+/// A host command with one output file and nothing else to set.
+#[derive(Args, Debug)]
+pub struct SingleFileArgs {
+    #[command(flatten)]
+    pub common: RenderArgs,
+    /// Write to FILE atomically instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct S3Args {
+    #[command(flatten)]
+    pub common: RenderArgs,
+    /// The bucket to upload to.
+    #[arg(long, value_name = "BUCKET")]
+    pub bucket: Option<String>,
+    /// Key prefix inside the bucket (the registry must still be served at a host's root).
+    #[arg(long, value_name = "PREFIX")]
+    pub prefix: Option<String>,
+    /// S3-compatible endpoint URL (R2, MinIO, Storj's gateway, ...).
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Write to FILE atomically instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct StorjArgs {
+    #[command(flatten)]
+    pub common: RenderArgs,
+    /// The bucket to upload to.
+    #[arg(long, value_name = "BUCKET")]
+    pub bucket: Option<String>,
+    /// Write to FILE atomically instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ApacheArgs {
+    #[command(flatten)]
+    pub common: RenderArgs,
+    /// Render a <VirtualHost> snippet for the server config instead of `.htaccess` content.
+    #[arg(long)]
+    pub vhost: bool,
+    /// With --vhost: `Listen`/`<VirtualHost>` address (default *:80).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// With --vhost: `ServerName`.
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
+    /// With --vhost: `DocumentRoot` (default: TREE's absolute path).
+    #[arg(long, value_name = "PATH")]
+    pub root_path: Option<String>,
+    /// Write to FILE atomically instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct CaddyArgs {
+    #[command(flatten)]
+    pub common: RenderArgs,
+    /// Site address (default :80), e.g. registry.example.org or 127.0.0.1:5000.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// Host name matched by the site block (default: any).
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
+    /// `root` directive (default: TREE's absolute path).
+    #[arg(long, value_name = "PATH")]
+    pub root_path: Option<String>,
+    /// Write to FILE atomically instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[cfg(test)]

@@ -27,6 +27,35 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Nginx(args) => run_nginx(args),
         Command::Netlify(args) => run_netlify(args),
         Command::Cloudflare(args) => run_cloudflare(args),
+        Command::S3(args) => {
+            let p = begin(&args.common, scan::Options::default())?;
+            let settings = render::s3::S3Settings::resolve(&args, &p.file)?;
+            let r = render::s3::render(&p.registry, &p.common, &settings, &p.templates)?;
+            single_file(&p, r, args.output)
+        }
+        Command::Storj(args) => {
+            let p = begin(&args.common, scan::Options::default())?;
+            let settings = render::storj::StorjSettings::resolve(&args, &p.file)?;
+            let r = render::storj::render(&p.registry, &p.common, &settings, &p.templates)?;
+            single_file(&p, r, args.output)
+        }
+        Command::CloudflareRules(args) => {
+            let p = begin(&args.common, scan::Options::default())?;
+            let r = render::cloudflare_rules::render(&p.registry, &p.common, &p.templates)?;
+            single_file(&p, r, args.output)
+        }
+        Command::Apache(args) => {
+            let p = begin(&args.common, scan::Options::default())?;
+            let settings = render::apache::ApacheSettings::resolve(&args, &p.file, &p.registry)?;
+            let r = render::apache::render(&p.registry, &p.common, &settings, &p.templates)?;
+            single_file(&p, r, args.output)
+        }
+        Command::Caddy(args) => {
+            let p = begin(&args.common, scan::Options::default())?;
+            let settings = render::caddy::CaddySettings::resolve(&args, &p.file, &p.registry)?;
+            let r = render::caddy::render(&p.registry, &p.common, &settings, &p.templates)?;
+            single_file(&p, r, args.output)
+        }
     }
 }
 
@@ -219,4 +248,23 @@ fn run_cloudflare(args: CloudflareArgs) -> Result<Outcome> {
         return Ok(Outcome::Problems);
     }
     end(&p, rendered.problems, rendered.files, false)
+}
+
+/// Ends a command whose renderer produced one text: stdout by default, `-o FILE`, or `--check FILE`.
+fn single_file(
+    p: &Prepared,
+    r: render::Rendered,
+    output: Option<std::path::PathBuf>,
+) -> Result<Outcome> {
+    let to_stdout = output.is_none() && p.common.check.is_none();
+    let path = p.common.check.clone().or(output).unwrap_or_default();
+    end(
+        p,
+        r.problems,
+        vec![OutputFile {
+            path,
+            contents: r.text,
+        }],
+        to_stdout,
+    )
 }

@@ -25,6 +25,37 @@ pub struct FileConfig {
     pub nginx: NginxConfig,
     #[serde(default)]
     pub cloudflare: CloudflareConfig,
+    #[serde(default)]
+    pub s3: S3Config,
+    #[serde(default)]
+    pub storj: StorjConfig,
+    #[serde(default)]
+    pub apache: ServerConfig,
+    #[serde(default)]
+    pub caddy: ServerConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub bucket: Option<String>,
+    pub prefix: Option<String>,
+    pub endpoint: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorjConfig {
+    pub bucket: Option<String>,
+}
+
+/// Address, name and root for web servers other than nginx.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: Option<String>,
+    pub server_name: Option<String>,
+    pub root_path: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

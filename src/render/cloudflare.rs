@@ -134,8 +134,8 @@ fn limits(registry: &Registry, dir: &Path, max_files: u64) -> Vec<Problem> {
         }
         files += 1;
         // Files under v2/ were sized by the scan; the rest of the site is checked here.
-        let large = !top.starts_with("v2/")
-            && entry.metadata().is_ok_and(|m| m.len() > MAX_FILE_BYTES);
+        let large =
+            !top.starts_with("v2/") && entry.metadata().is_ok_and(|m| m.len() > MAX_FILE_BYTES);
         if large {
             problems.push(Problem::error(
                 top.to_string(),

@@ -6,9 +6,14 @@
 //! `scan` is the first line of defence, these filters are the second, and they
 //! also guard user-written templates.
 
+pub mod apache;
+pub mod caddy;
 pub mod cloudflare;
+pub mod cloudflare_rules;
 pub mod netlify;
 pub mod nginx;
+pub mod s3;
+pub mod storj;
 
 use crate::model::Registry;
 use crate::settings::Common;
@@ -37,7 +42,30 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "netlify_redirects.tera",
         include_str!("../../templates/netlify_redirects.tera"),
     ),
+    (
+        "apache_htaccess.tera",
+        include_str!("../../templates/apache_htaccess.tera"),
+    ),
+    (
+        "apache_vhost.tera",
+        include_str!("../../templates/apache_vhost.tera"),
+    ),
+    (
+        "caddyfile.tera",
+        include_str!("../../templates/caddyfile.tera"),
+    ),
+    ("s3.sh.tera", include_str!("../../templates/s3.sh.tera")),
+    (
+        "storj.sh.tera",
+        include_str!("../../templates/storj.sh.tera"),
+    ),
 ];
+
+/// What a single-file renderer returns: the text, and what it left out.
+pub struct Rendered {
+    pub text: String,
+    pub problems: Vec<crate::problem::Problem>,
+}
 
 pub struct Templates {
     tera: Tera,
