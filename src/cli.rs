@@ -16,6 +16,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Import an OCI layout, a skopeo dir: folder or a docker save archive into TREE, then prepare it.
+    Import(ImportArgs),
     /// Report every problem in TREE at once (exit 0 clean, 1 problems, 2 usage or I/O error).
     Check(CheckArgs),
     /// Add what hosts need (digest-addressed manifests, tags/list, _catalog, /v2/ and error
@@ -37,6 +39,22 @@ pub enum Command {
     Apache(ApacheArgs),
     /// Render a Caddyfile site block.
     Caddy(CaddyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// An OCI layout directory, a skopeo dir: folder or a docker save tar; `DIR:REF` picks one
+    /// image of a layout or archive by its ref name (all of them are imported otherwise).
+    pub source: String,
+    /// Repository to import into, optionally with a tag (`team/app:1.0`).
+    #[arg(long, value_name = "NAME[:TAG]")]
+    pub name: String,
+    /// More tags for the image (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// The registry tree (created if missing).
+    #[arg(default_value = ".")]
+    pub tree: PathBuf,
 }
 
 #[derive(Args, Debug, Clone)]

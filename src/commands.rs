@@ -3,7 +3,8 @@
 //! file), 2 usage or I/O error.
 
 use crate::cli::{
-    CheckArgs, Cli, CloudflareArgs, Command, Format, NetlifyArgs, NginxArgs, RenderArgs, TreeArgs,
+    CheckArgs, Cli, CloudflareArgs, Command, Format, ImportArgs, NetlifyArgs, NginxArgs,
+    RenderArgs, TreeArgs,
 };
 use crate::model::Registry;
 use crate::output::OutputFile;
@@ -22,6 +23,7 @@ pub enum Outcome {
 
 pub fn run(cli: Cli) -> Result<Outcome> {
     match cli.command {
+        Command::Import(args) => run_import(&args),
         Command::Check(args) => run_check(&args),
         Command::Prepare(args) => run_prepare(&args),
         Command::Nginx(args) => run_nginx(args),
@@ -267,4 +269,24 @@ fn single_file(
         }],
         to_stdout,
     )
+}
+
+fn run_import(args: &ImportArgs) -> Result<Outcome> {
+    let request = crate::import::Request::parse(&args.source, &args.name, &args.tags, &args.tree)?;
+    let r = crate::import::import(&request)?;
+    eprintln!(
+        "registrish-gen: imported {} image(s) into v2/{} as {}: {} objects linked, {} copied ({} bytes written), {} already present",
+        r.images,
+        request.name,
+        r.tags.join(", "),
+        r.linked,
+        r.copied,
+        r.bytes_written,
+        r.present
+    );
+    // Complete the tree so it can be served right away.
+    run_prepare(&TreeArgs {
+        tree: args.tree.clone(),
+        config: None,
+    })
 }

@@ -12,12 +12,16 @@ pub fn of_bytes(bytes: &[u8]) -> String {
 /// Streams a file through SHA-256 (blobs can be many GiB) and returns the
 /// digest and the number of bytes hashed.
 pub fn of_file(path: &Path) -> io::Result<(String, u64)> {
-    let mut file = File::open(path)?;
+    of_reader(File::open(path)?)
+}
+
+/// Streams any reader through SHA-256.
+pub fn of_reader(mut reader: impl Read) -> io::Result<(String, u64)> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
     loop {
-        let n = file.read(&mut buf)?;
+        let n = reader.read(&mut buf)?;
         if n == 0 {
             break;
         }

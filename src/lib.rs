@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod digest;
 pub mod grammar;
+pub mod import;
 pub mod media;
 pub mod model;
 pub mod output;
