@@ -82,6 +82,18 @@ pub struct CheckArgs {
     pub verify_blobs: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Also report, as errors, what this host cannot serve (Pages: files over 25 MiB, more
+    /// than --max-files files, long rule lines, `.html` tags, symlinks).
+    #[arg(long, value_enum, value_name = "HOST")]
+    pub host: Option<Host>,
+    /// With --host cloudflare: the plan's file limit.
+    #[arg(long, value_name = "N")]
+    pub max_files: Option<u64>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Host {
+    Cloudflare,
 }
 
 /// Flags every host command shares.

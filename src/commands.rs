@@ -68,7 +68,6 @@ fn report(problems: &[Problem]) {
 }
 
 fn run_check(args: &CheckArgs) -> Result<Outcome> {
-    FileConfig::load(&args.tree)?;
     let mut registry = scan::scan(
         &args.tree.tree,
         scan::Options {
@@ -78,6 +77,25 @@ fn run_check(args: &CheckArgs) -> Result<Outcome> {
     )?;
     if args.verify_blobs {
         check::verify_blobs(&mut registry);
+    }
+    // Host limits: every one as an error when asked for, else one hint line.
+    let (file, _) = FileConfig::load(&args.tree)?;
+    let max_files = args
+        .max_files
+        .or(file.cloudflare.max_files)
+        .unwrap_or(render::cloudflare::DEFAULT_MAX_FILES);
+    let pages = render::cloudflare::pages_problems(&registry, &registry.root, max_files);
+    if args.host == Some(crate::cli::Host::Cloudflare) {
+        registry.problems.extend(pages);
+    } else if !pages.is_empty() {
+        registry.problems.push(Problem::warning(
+            "v2/",
+            crate::problem::Kind::HostUnservable,
+            format!(
+                "Cloudflare Pages cannot host or serve this tree as it is ({} problems; see `check --host cloudflare`)",
+                pages.len()
+            ),
+        ));
     }
     registry.problems.sort();
     match args.format {

@@ -114,7 +114,8 @@ fn check_text_is_one_line_per_problem_even_for_newline_names() {
     assert_eq!(code(&out), 1);
     let stdout = text(&out.stdout);
     let planted = f.problems().iter().filter(|p| p.2.is_none()).count();
-    assert_eq!(stdout.lines().count(), planted, "{stdout}");
+    let errors = stdout.lines().filter(|l| l.starts_with("error: ")).count();
+    assert_eq!(errors, planted, "{stdout}");
     assert!(stdout.contains("v2/demo/new\\nline"), "{stdout}");
     for line in stdout.lines() {
         assert!(
@@ -584,4 +585,34 @@ fn cloudflare_reports_what_pages_cannot_host_and_writes_nothing() {
     );
     assert_eq!(code(&out), 0);
     assert_eq!(fs::read(f.dir.join("site/_worker.js")).unwrap(), first);
+}
+
+#[test]
+fn check_reports_pages_limits_on_request() {
+    let f = fixture::build("basic", &[]);
+    let tree = f.tree();
+    let big = tree.join("v2/demo/hello/blobs/sha256:4444444444444444444444444444444444444444444444444444444444444444");
+    fs::File::create(&big)
+        .unwrap()
+        .set_len(26 * 1024 * 1024)
+        .unwrap();
+    // Fine for nginx: a hint, exit 0.
+    let out = run_bin(["check", tree.to_str().unwrap()], &tree);
+    assert_eq!(code(&out), 0, "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("check --host cloudflare"),
+        "{}",
+        text(&out.stdout)
+    );
+    // For Pages: the file, as an error.
+    let out = run_bin(
+        ["check", tree.to_str().unwrap(), "--host", "cloudflare"],
+        &tree,
+    );
+    assert_eq!(code(&out), 1);
+    assert!(
+        text(&out.stdout).contains("sha256:4444") && text(&out.stdout).contains("[file-too-large]"),
+        "{}",
+        text(&out.stdout)
+    );
 }

@@ -43,23 +43,7 @@ pub fn render(
     dir: &Path,
     max_files: u64,
 ) -> Result<Rendered> {
-    let mut problems = limits(registry, dir, max_files);
-    for (name, repo) in &registry.repositories {
-        for tag in repo.tags.keys().filter(|t| t.ends_with(".html")) {
-            problems.push(Problem::error(
-                format!("v2/{name}/manifests/{tag}"),
-                Kind::HostUnservable,
-                "Pages redirects paths ending in .html, so this tag cannot be served there; left out",
-            ));
-        }
-    }
-    for link in &registry.symlinks {
-        problems.push(Problem::error(
-            link,
-            Kind::HostUnservable,
-            "a symlink: wrangler neither uploads nor serves symlinks; use a hard link or a copy; left out",
-        ));
-    }
+    let problems = pages_problems(registry, dir, max_files);
     let context = json!({
         "media_types": MediaType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
         "errors": super::error_bodies(),
@@ -89,7 +73,29 @@ pub fn render(
     })
 }
 
-/// What Pages cannot host. Errors here stop the command before it writes.
+/// Everything Pages cannot host or serve, for this command and `check --host cloudflare`.
+pub fn pages_problems(registry: &Registry, dir: &Path, max_files: u64) -> Vec<Problem> {
+    let mut problems = limits(registry, dir, max_files);
+    for (name, repo) in &registry.repositories {
+        for tag in repo.tags.keys().filter(|t| t.ends_with(".html")) {
+            problems.push(Problem::error(
+                format!("v2/{name}/manifests/{tag}"),
+                Kind::HostUnservable,
+                "Pages redirects paths ending in .html, so this tag cannot be served there; left out",
+            ));
+        }
+    }
+    for link in &registry.symlinks {
+        problems.push(Problem::error(
+            link,
+            Kind::HostUnservable,
+            "a symlink: wrangler neither uploads nor serves symlinks; use a hard link or a copy; left out",
+        ));
+    }
+    problems
+}
+
+/// What Pages cannot host at all. Errors here stop the command before it writes.
 fn limits(registry: &Registry, dir: &Path, max_files: u64) -> Vec<Problem> {
     let mut problems = Vec::new();
     for repo in registry.repositories.values() {
