@@ -16,7 +16,17 @@ pub fn of_file(path: &Path) -> io::Result<(String, u64)> {
 }
 
 /// Streams any reader through SHA-256.
-pub fn of_reader(mut reader: impl Read) -> io::Result<(String, u64)> {
+pub fn of_reader(reader: impl Read) -> io::Result<(String, u64)> {
+    copy(reader, io::sink(), None)
+}
+
+/// Copies `reader` to `writer`, hashing every byte on the way (so a blob is
+/// read once), and adds the bytes done to `progress` as it goes.
+pub fn copy(
+    mut reader: impl Read,
+    mut writer: impl io::Write,
+    progress: Option<&std::sync::atomic::AtomicU64>,
+) -> io::Result<(String, u64)> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
@@ -26,48 +36,14 @@ pub fn of_reader(mut reader: impl Read) -> io::Result<(String, u64)> {
             break;
         }
         hasher.update(&buf[..n]);
+        writer.write_all(&buf[..n])?;
         total += n as u64;
-    }
-    Ok((format!("sha256:{:x}", hasher.finalize()), total))
-}
-
-/// A writer that hashes what passes through it, so importing a blob costs one
-/// read of its bytes, not two.
-pub struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    written: u64,
-}
-
-impl<W: io::Write> HashingWriter<W> {
-    pub fn new(inner: W) -> Self {
-        HashingWriter {
-            inner,
-            hasher: Sha256::new(),
-            written: 0,
+        if let Some(p) = progress {
+            p.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         }
     }
-
-    pub fn finish(self) -> (W, String, u64) {
-        (
-            self.inner,
-            format!("sha256:{:x}", self.hasher.finalize()),
-            self.written,
-        )
-    }
-}
-
-impl<W: io::Write> io::Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.written += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
+    writer.flush()?;
+    Ok((format!("sha256:{:x}", hasher.finalize()), total))
 }
 
 #[cfg(test)]

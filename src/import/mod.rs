@@ -17,11 +17,10 @@ use crate::grammar;
 use crate::media::{self, Role};
 use crate::parallel;
 use anyhow::{Context, Result, bail};
-use sha2::{Digest, Sha256};
 use source::{Bytes, Source};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{IsTerminal, Read, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -246,29 +245,6 @@ fn visit(
     Ok(())
 }
 
-/// Copies `reader` to `writer` hashing every byte, counting progress.
-fn copy_hashed(
-    mut reader: impl Read,
-    mut writer: impl Write,
-    progress: &AtomicU64,
-) -> std::io::Result<(String, u64)> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = reader.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        writer.write_all(&buf[..n])?;
-        total += n as u64;
-        progress.fetch_add(n as u64, Ordering::Relaxed);
-    }
-    writer.flush()?;
-    Ok((format!("sha256:{:x}", hasher.finalize()), total))
-}
-
 enum Staged {
     Linked(PathBuf),
     Copied(PathBuf, u64),
@@ -285,7 +261,7 @@ fn stage(
     if let Bytes::File(path) = bytes {
         // Hash first, then link: a link writes no bytes, so check the ones it shares.
         let (mut r, _) = source.open_bytes(bytes)?;
-        let (actual, _) = copy_hashed(&mut r, std::io::sink(), progress)?;
+        let (actual, _) = crate::digest::copy(&mut r, std::io::sink(), Some(progress))?;
         if actual != digest {
             bail!(
                 "{} hashes to {actual}, not {digest}; nothing imported",
@@ -300,8 +276,8 @@ fn stage(
     let file =
         fs::File::create(dest).with_context(|| format!("cannot create {}", dest.display()))?;
     let mut w = std::io::BufWriter::new(file);
-    let (actual, len) =
-        copy_hashed(r, &mut w, progress).with_context(|| format!("copying {digest}"))?;
+    let (actual, len) = crate::digest::copy(r, &mut w, Some(progress))
+        .with_context(|| format!("copying {digest}"))?;
     w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     if actual != digest {
         bail!(
