@@ -303,6 +303,11 @@ pub fn assert_clients(port: u16, f: &Fixture, containerd: &Containerd, dockerd: 
             "ctr content fetch {reference} lacks {missing:?}"
         );
     }
+    // Every manifest by digest too, children of indexes included.
+    for (name, digest, _, _) in f.manifests() {
+        let raw = super::skopeo_inspect_raw(&format!("{host}/{name}@{digest}"));
+        assert_eq!(sha256(&raw), digest, "skopeo inspect --raw {name}@{digest}");
+    }
     // `skopeo inspect` (not raw) reads tags/list too.
     let (name, tag) = f.runnable().into_iter().next().expect("a runnable image");
     let digest = f.repositories()[&name]["tags"][&tag]["digest"]
