@@ -35,10 +35,53 @@ fn pages_serves_every_tag_and_digest_to_skopeo_containerd_and_docker() {
         head.header("Content-Length"),
         Some(size.to_string().as_str())
     );
+    curl_checks(pages.port(), &f);
     let containerd = Containerd::start();
     let dockerd = Dockerd::start();
     assert_clients(pages.port(), &f, &containerd, &dockerd);
     assert_no_rule_warnings(&pages);
+}
+
+/// The same through curl, as an operator would check a deployment.
+fn curl_checks(port: u16, f: &Fixture) {
+    let curl = |args: &[&str]| {
+        let out = support::process::run(
+            std::process::Command::new("curl")
+                .args(["-s", "--max-time", "20"])
+                .args(args),
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    let head = curl(&["-I", &format!("{base}/v2/")]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_lowercase()
+            .contains("docker-distribution-api-version: registry/2.0"),
+        "{head}"
+    );
+    assert_eq!(curl(&[&format!("{base}/v2/")]), "{}");
+    let (name, tag, digest, media_type, size) = f.tags().into_iter().next().unwrap();
+    let head = curl(&["-I", &format!("{base}/v2/{name}/manifests/{tag}")]).to_lowercase();
+    for want in [
+        format!("content-type: {media_type}"),
+        format!("docker-content-digest: {digest}"),
+        format!("content-length: {size}"),
+    ] {
+        assert!(head.contains(&want), "{want} not in {head}");
+    }
+    let tags: serde_json::Value =
+        serde_json::from_str(&curl(&[&format!("{base}/v2/{name}/tags/list")])).unwrap();
+    assert_eq!(tags["name"], name.as_str());
+    let miss = curl(&[
+        "-w",
+        "\n%{http_code}",
+        &format!("{base}/v2/{name}/manifests/no-such-tag"),
+    ]);
+    let (body, status) = miss.rsplit_once('\n').unwrap();
+    assert_eq!(status, "404");
+    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["errors"][0]["code"], "MANIFEST_UNKNOWN");
 }
 
 #[test]
