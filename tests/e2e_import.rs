@@ -374,3 +374,32 @@ fn a_corrupt_source_changes_nothing_and_a_second_import_writes_nothing() {
     }
     assert_eq!(snapshot(&tree), before);
 }
+
+#[test]
+fn progress_shows_on_a_terminal_only() {
+    let work = TempDir::new("import-tty");
+    let layout = umoci_layout(work.path());
+    let bin = support::bin();
+    let cmd = format!(
+        "{} import {}:v1 --name demo/tty:1 {}",
+        bin.display(),
+        layout.display(),
+        work.join("tty-tree").display()
+    );
+    // `script` gives the command a terminal.
+    let out = run(Command::new("script").args(["-qec", &cmd, "/dev/null"]));
+    let shown = text(&out.stdout);
+    assert!(shown.contains("MiB") && shown.contains("\r["), "{shown:?}");
+    let quiet = import(
+        &format!("{}:v1", layout.display()),
+        "demo/notty:1",
+        &[],
+        &work.join("plain-tree"),
+    );
+    assert!(quiet.status.success());
+    assert!(
+        !text(&quiet.stderr).contains("MiB"),
+        "{}",
+        text(&quiet.stderr)
+    );
+}
