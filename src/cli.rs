@@ -201,7 +201,8 @@ pub struct ApacheArgs {
     /// Render a <VirtualHost> snippet for the server config instead of `.htaccess` content.
     #[arg(long)]
     pub vhost: bool,
-    /// With --vhost: `Listen`/`<VirtualHost>` address (default *:80).
+    /// With --vhost: the `<VirtualHost>` address (default *:80); a `Listen` line is written
+    /// only when this is given (Debian's ports.conf already listens on 80).
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<String>,
     /// With --vhost: `ServerName`.
@@ -219,7 +220,8 @@ pub struct ApacheArgs {
 pub struct CaddyArgs {
     #[command(flatten)]
     pub common: RenderArgs,
-    /// Site address (default :80), e.g. registry.example.org or 127.0.0.1:5000.
+    /// PORT or ADDR:PORT to serve on (default :80; ADDR becomes a `bind`); the host name goes
+    /// in --server-name.
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<String>,
     /// Host name matched by the site block (default: any).

@@ -14,6 +14,7 @@ pub mod netlify;
 pub mod nginx;
 pub mod s3;
 pub mod storj;
+pub mod upload;
 
 use crate::model::Registry;
 use crate::settings::Common;
@@ -59,6 +60,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "storj.sh.tera",
         include_str!("../../templates/storj.sh.tera"),
     ),
+    (
+        "upload_plan.sh.tera",
+        include_str!("../../templates/upload_plan.sh.tera"),
+    ),
 ];
 
 /// What a single-file renderer returns: the text, and what it left out.
@@ -90,6 +95,10 @@ impl Templates {
         tera.register_filter("map_entry", map_entry_filter);
         tera.register_filter("quoted_path", quoted_path_filter);
         tera.register_filter("single_quoted", single_quoted_filter);
+        tera.register_filter("shell_quoted", shell_quoted_filter);
+        tera.register_filter("regex_literal", regex_literal_filter);
+        tera.register_filter("rewrite_table", rewrite_table_filter);
+        tera.register_filter("host_port", host_port_filter);
         Ok(Templates { tera })
     }
 
@@ -188,6 +197,122 @@ fn single_quoted_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Resu
         return Err(tera::Error::msg(format!("refusing to single-quote {s:?}")));
     }
     Ok(Value::String(format!("'{s}'")))
+}
+
+/// One word for a POSIX shell, in single quotes. Inside them every byte is
+/// literal except the quote itself, which no escape can put there, so a value
+/// holding `'` is refused; so are control characters (a newline would end a
+/// command inside a script) and an empty value (an empty word is a bug here).
+fn shell_quoted_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    let s = as_str(value, "shell_quoted")?;
+    if s.is_empty() || s.chars().any(|c| c.is_control() || c == '\'') {
+        return Err(tera::Error::msg(format!(
+            "refusing to quote {:?} for the shell: it is empty or holds a single quote or a control character",
+            crate::problem::printable(s)
+        )));
+    }
+    Ok(Value::String(format!("'{s}'")))
+}
+
+/// A name, tag or digest as a regex that matches exactly it: the token
+/// alphabet with `.` written `[.]`, a form that needs no backslash (Caddyfile
+/// and Apache treat backslashes differently) and no quoting.
+fn regex_literal_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    let s = as_str(value, "regex_literal")?;
+    let plain = s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b':'));
+    if s.is_empty() || !plain {
+        return Err(tera::Error::msg(format!(
+            "refusing {:?} as a regex literal: not a plain name, tag or digest",
+            crate::problem::printable(s)
+        )));
+    }
+    Ok(Value::String(s.replace('.', "[.]")))
+}
+
+/// A lookup table inside one mod_rewrite condition (`;KEY=VALUE;KEY=VALUE`,
+/// see src/render/apache.rs): tags, digests and type codes only. `;` and `=`
+/// delimit entries, so neither may appear inside one, and nothing mod_rewrite
+/// expands (`%`, `$`, `\`) or Apache's parser reads (quotes, spaces) may appear.
+fn rewrite_table_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    let s = as_str(value, "rewrite_table")?;
+    let entry_ok = |e: &str| match e.split_once('=') {
+        Some((key, val)) => {
+            let word = |w: &str| {
+                !w.is_empty()
+                    && w.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':')
+                    })
+            };
+            word(key) && word(val)
+        }
+        None => false,
+    };
+    let ok = s
+        .strip_prefix(';')
+        .is_some_and(|rest| rest.split(';').all(entry_ok));
+    if !ok {
+        return Err(tera::Error::msg(format!(
+            "refusing rewrite table {:?}: expected ;KEY=VALUE entries of names, tags and digests",
+            crate::problem::printable(&s.chars().take(200).collect::<String>())
+        )));
+    }
+    Ok(value.clone())
+}
+
+/// Whether `s` is a listen address or host name a server config can take
+/// as one word: `PORT`, `:PORT`, `HOST`, `HOST:PORT`, `[IPv6]:PORT`, `*:PORT`, where
+/// HOST is `*`, a DNS name (optionally `*.`-prefixed) or an IPv4 address.
+pub fn is_host_port(s: &str) -> bool {
+    let port_ok = |p: &str| {
+        !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) && {
+            let n: u32 = p.parse().unwrap_or(0);
+            (1..=65535).contains(&n)
+        }
+    };
+    let name_ok = |h: &str| {
+        let h = h.strip_prefix("*.").unwrap_or(h);
+        h == "*"
+            || (!h.is_empty()
+                && h.len() <= 253
+                && h.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                }))
+    };
+    if let Some(rest) = s.strip_prefix('[') {
+        let Some((v6, after)) = rest.split_once(']') else {
+            return false;
+        };
+        let v6_ok = v6.contains(':')
+            && v6
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+        return v6_ok && (after.is_empty() || after.strip_prefix(':').is_some_and(port_ok));
+    }
+    match s.rsplit_once(':') {
+        Some((host, port)) => (host.is_empty() || host == "*" || name_ok(host)) && port_ok(port),
+        // All digits is a port, never a host name.
+        None if s.bytes().all(|b| b.is_ascii_digit()) => port_ok(s),
+        None => name_ok(s),
+    }
+}
+
+fn host_port_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    let s = as_str(value, "host_port")?;
+    if !is_host_port(s) {
+        return Err(tera::Error::msg(format!(
+            "refusing address {:?}: expected PORT, HOST, HOST:PORT or [IPv6]:PORT",
+            crate::problem::printable(s)
+        )));
+    }
+    Ok(value.clone())
 }
 
 /// A registry error body, as distribution sends it. Written by serde_json,
@@ -312,6 +437,91 @@ mod tests {
         for bad in ["/srv/$x", "/a\"b", "/a\nb", "/a;b", "/a{b"] {
             assert!(
                 quoted_path_filter(&Value::from(bad), &none).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn shell_quoting_is_literal_or_refused() {
+        let none = HashMap::new();
+        // `$`, backquotes, backslashes, spaces and double quotes are literal in single quotes.
+        for (raw, quoted) in [
+            ("/srv/my tree", "'/srv/my tree'"),
+            ("$(rm -rf /)`x`\\n", "'$(rm -rf /)`x`\\n'"),
+            (r#"{"Content-Type":"a/b"}"#, r#"'{"Content-Type":"a/b"}'"#),
+        ] {
+            assert_eq!(
+                shell_quoted_filter(&Value::from(raw), &none).unwrap(),
+                Value::from(quoted)
+            );
+        }
+        for bad in ["it's", "a\nb", "a\rb", "\u{7f}", "", "a\u{0}b"] {
+            assert!(
+                shell_quoted_filter(&Value::from(bad), &none).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert!(shell_quoted_filter(&Value::from(3), &none).is_err());
+    }
+
+    #[test]
+    fn server_filters_refuse_unsafe_values() {
+        let none = HashMap::new();
+        assert_eq!(
+            regex_literal_filter(&Value::from("demo/v1.0_x-y"), &none).unwrap(),
+            Value::from("demo/v1[.]0_x-y")
+        );
+        for bad in ["a|b", "a(b", "a\\b", "a b", "a{1}", "a$", "", "a+b", "a*"] {
+            assert!(
+                regex_literal_filter(&Value::from(bad), &none).is_err(),
+                "{bad:?}"
+            );
+        }
+        let table = ";latest=dabc;sha256:0f=o;v1.2_x-Y=i00";
+        assert!(rewrite_table_filter(&Value::from(table), &none).is_ok());
+        for bad in [
+            "latest=d",
+            ";latest=d;",
+            ";latest",
+            ";=d",
+            ";a=b=c",
+            ";a=%{ENV:X}",
+            ";a=$1",
+            ";a=b c",
+            ";a=b\"",
+            ";a/b=c",
+            ";a=b\\",
+            "",
+        ] {
+            assert!(
+                rewrite_table_filter(&Value::from(bad), &none).is_err(),
+                "{bad:?}"
+            );
+        }
+        for good in [
+            "80",
+            "127.0.0.1:5080",
+            "*:80",
+            ":80",
+            "[::1]:5080",
+            "[::]",
+            "registry.example.org",
+            "registry.example.org:443",
+            "*.example.org",
+            "localhost",
+        ] {
+            assert!(
+                host_port_filter(&Value::from(good), &none).is_ok(),
+                "{good:?}"
+            );
+        }
+        for bad in [
+            "", "0", "70000", "a b", "a;b", "a\nb", "x}", "${HOST}", "a:b:c", "[::1", "[::1]x",
+            "http://a", "-a.org", "a..org", "a:80 ssl", "\"a\"",
+        ] {
+            assert!(
+                host_port_filter(&Value::from(bad), &none).is_err(),
                 "{bad:?}"
             );
         }

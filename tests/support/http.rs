@@ -53,7 +53,22 @@ pub fn head(port: u16, path: &str) -> Response {
 }
 
 /// Like `request`, with extra request headers (e.g. `Range`, `Accept`).
+///
+/// A connection closed before a single byte came back is tried again (twice):
+/// wrangler's dev server drops connections now and then when the machine is
+/// loaded. Anything that did answer is returned as it is.
 pub fn request_with(method: &str, port: u16, path: &str, headers: &[(&str, &str)]) -> Response {
+    for _ in 0..2 {
+        if let Some(r) = attempt(method, port, path, headers) {
+            return r;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    attempt(method, port, path, headers)
+        .unwrap_or_else(|| panic!("{method} http://127.0.0.1:{port}{path}: connection closed with no response, three times"))
+}
+
+fn attempt(method: &str, port: u16, path: &str, headers: &[(&str, &str)]) -> Option<Response> {
     let what = format!("{method} http://127.0.0.1:{port}{path}");
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT)
@@ -78,20 +93,26 @@ pub fn request_with(method: &str, port: u16, path: &str, headers: &[(&str, &str)
     let mut raw = Vec::new();
     let mut buf = [0u8; 65536];
     while !is_complete(&raw, head) {
-        let n = stream
-            .read(&mut buf)
-            .unwrap_or_else(|e| panic!("{what}: cannot read the response: {e}"));
+        let n = match stream.read(&mut buf) {
+            Ok(n) => n,
+            // Reset before any answer: the caller tries again.
+            Err(e) if raw.is_empty() && e.kind() == std::io::ErrorKind::ConnectionReset => 0,
+            Err(e) => panic!("{what}: cannot read the response: {e}"),
+        };
         if n == 0 {
             break;
         }
         raw.extend_from_slice(&buf[..n]);
     }
-    parse_response(&raw, head).unwrap_or_else(|e| {
+    if raw.is_empty() {
+        return None;
+    }
+    Some(parse_response(&raw, head).unwrap_or_else(|e| {
         panic!(
             "{what}: bad response: {e}\n{}",
             String::from_utf8_lossy(&raw)
         )
-    })
+    }))
 }
 
 /// Whether `raw` holds a whole response (headers, then a body framed by

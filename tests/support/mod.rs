@@ -13,6 +13,8 @@ pub mod hosts;
 pub mod http;
 pub mod process;
 pub mod registry;
+pub mod s3;
+pub mod servers;
 
 use std::ffi::OsStr;
 use std::fs;
