@@ -189,6 +189,14 @@ fn imports_every_export_format_and_clients_pull_the_source_digests() {
         &[],
         &tree,
     ));
+    // `docker save | gzip`: decompressed on the way, the same image.
+    run(Command::new("gzip").arg("-k").arg(&archive));
+    let gz = format!("{}.gz", archive.display());
+    ok(import(&gz, "docker/legacygz", &[], &tree));
+    assert_eq!(
+        fs::read(tree.join("v2/docker/legacygz/manifests/v1")).unwrap(),
+        fs::read(tree.join("v2/docker/legacy/manifests/v1")).unwrap()
+    );
     ok(import(
         &format!("{}:latest", oci_tar.display()),
         "docker/ocitar:latest",

@@ -60,6 +60,36 @@ pub struct Source {
     tar: Option<PathBuf>,
     /// Digests located up front (archives, skopeo dirs, converted manifests).
     known: HashMap<String, Bytes>,
+    /// A gzip archive decompressed to a temp file (removed with the source).
+    _decompressed: Option<TempFile>,
+}
+
+/// A file removed on drop.
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+/// `docker save | gzip` is common; members are read in place by offset, which
+/// a gzip stream cannot do, so it is decompressed once to a temp file.
+fn decompress(path: &Path) -> Result<TempFile> {
+    let temp = TempFile(std::env::temp_dir().join(format!(
+        "registrish-import-{}-{}.tar",
+        std::process::id(),
+        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    )));
+    let input = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut out =
+        File::create(&temp.0).with_context(|| format!("cannot create {}", temp.0.display()))?;
+    std::io::copy(
+        &mut flate2::read::MultiGzDecoder::new(std::io::BufReader::new(input)),
+        &mut out,
+    )
+    .with_context(|| format!("cannot decompress {}", path.display()))?;
+    Ok(temp)
 }
 
 impl Source {
@@ -77,6 +107,15 @@ impl Source {
                 "{} is neither an OCI image layout (oci-layout + index.json) nor a skopeo dir: folder (manifest.json)",
                 path.display()
             );
+        }
+        let mut magic = [0u8; 4];
+        let _ = File::open(path)?.read(&mut magic)?;
+        if magic[..2] == [0x1f, 0x8b] {
+            let temp = decompress(path)?;
+            let mut source = open_archive(&temp.0)?;
+            source.path = path.to_path_buf();
+            source._decompressed = Some(temp);
+            return Ok(source);
         }
         open_archive(path)
     }
@@ -174,6 +213,7 @@ fn open_oci_dir(path: &Path) -> Result<Source> {
         images: oci_images(&index, &path.display().to_string())?,
         tar: None,
         known: HashMap::new(),
+        _decompressed: None,
     })
 }
 
@@ -192,6 +232,7 @@ fn open_skopeo_dir(path: &Path) -> Result<Source> {
         }],
         tar: None,
         known,
+        _decompressed: None,
     })
 }
 
@@ -201,9 +242,9 @@ fn index_tar(path: &Path) -> Result<HashMap<String, (u64, u64)>> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut magic = [0u8; 4];
     File::open(path)?.read_exact(&mut magic).ok();
-    if magic[..2] == [0x1f, 0x8b] || magic == [0x28, 0xb5, 0x2f, 0xfd] {
+    if magic == [0x28, 0xb5, 0x2f, 0xfd] {
         bail!(
-            "{} is compressed; decompress it first (e.g. gunzip), the archive is read in place",
+            "{} is zstd-compressed; decompress it first (zstd -d), the archive is read in place",
             path.display()
         );
     }
@@ -305,6 +346,7 @@ fn open_archive(path: &Path) -> Result<Source> {
             images,
             tar: Some(path.to_path_buf()),
             known,
+            _decompressed: None,
         });
     }
     let Some(_) = members.get("manifest.json") else {
@@ -390,6 +432,7 @@ fn open_archive(path: &Path) -> Result<Source> {
         images,
         tar: Some(path.to_path_buf()),
         known,
+        _decompressed: None,
     })
 }
 
