@@ -128,6 +128,12 @@ pub struct NginxArgs {
     /// Where nginx finds TREE (default: TREE's absolute path).
     #[arg(long, value_name = "PATH")]
     pub root_path: Option<String>,
+    /// Serve HTTPS with this certificate (PEM); clients want TLS from anything but localhost.
+    #[arg(long, value_name = "FILE", requires = "ssl_certificate_key")]
+    pub ssl_certificate: Option<String>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "ssl_certificate")]
+    pub ssl_certificate_key: Option<String>,
     /// Write to FILE atomically instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,

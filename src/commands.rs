@@ -206,6 +206,7 @@ fn run_nginx(args: NginxArgs) -> Result<Outcome> {
         args.listen,
         args.server_name,
         args.root_path,
+        args.ssl_certificate.zip(args.ssl_certificate_key),
         &p.file,
         &p.registry,
     )?;

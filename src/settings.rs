@@ -77,6 +77,8 @@ pub struct NginxConfig {
     pub listen: Option<String>,
     pub server_name: Option<String>,
     pub root_path: Option<String>,
+    pub ssl_certificate: Option<String>,
+    pub ssl_certificate_key: Option<String>,
 }
 
 impl FileConfig {

@@ -53,3 +53,79 @@ fn nginx_serves_the_sound_part_of_a_hostile_tree_and_nothing_else() {
         assert_eq!(http::get(port, path).status, 404, "{path}");
     }
 }
+
+#[test]
+fn nginx_serves_https_with_the_given_certificate() {
+    let f = fixture::build("basic", &[]);
+    let tree = f.tree();
+    let (cert, key) = (f.dir.join("cert.pem"), f.dir.join("key.pem"));
+    support::process::run(
+        std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+            ])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+    );
+    run_bin_ok(["prepare", tree.to_str().unwrap()], f.dir.path());
+    let port = free_port();
+    let conf = f.dir.join("tls.conf");
+    run_bin_ok(
+        [
+            "nginx",
+            tree.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--ssl-certificate",
+            cert.to_str().unwrap(),
+            "--ssl-certificate-key",
+            key.to_str().unwrap(),
+            "-o",
+            conf.to_str().unwrap(),
+        ],
+        f.dir.path(),
+    );
+    assert!(
+        std::fs::read_to_string(&conf)
+            .unwrap()
+            .contains(&format!("listen 127.0.0.1:{port} ssl;"))
+    );
+    let nginx = Nginx::start(&conf, port);
+    let curl = |args: &[&str]| {
+        let out = support::process::run(
+            std::process::Command::new("curl")
+                .args(["-sk", "--max-time", "20"])
+                .args(args),
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let base = format!("https://127.0.0.1:{}", nginx.port());
+    assert_eq!(curl(&[&format!("{base}/v2/")]), "{}");
+    let (name, tag, digest, media_type, _) = f.tags().into_iter().next().unwrap();
+    let head = curl(&["-I", &format!("{base}/v2/{name}/manifests/{tag}")]).to_lowercase();
+    assert!(
+        head.contains(&format!("content-type: {media_type}")) && head.contains(&digest),
+        "{head}"
+    );
+    // Clients over TLS (the certificate is self-signed: verification off).
+    let raw = support::skopeo_inspect_raw(&format!("127.0.0.1:{}/{name}:{tag}", nginx.port()));
+    assert_eq!(fixture::sha256(&raw), digest);
+    let dockerd = Dockerd::start();
+    let (multi, multi_tag) = ("demo/multi", "latest");
+    let want = f.repositories()[multi]["tags"][multi_tag]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (digests, _) = dockerd.pull(&format!("127.0.0.1:{}/{multi}:{multi_tag}", nginx.port()));
+    assert!(digests.iter().any(|d| d.ends_with(&want)), "{digests:?}");
+}

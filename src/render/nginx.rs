@@ -28,6 +28,8 @@ pub struct NginxSettings {
     pub listen: String,
     pub server_name: String,
     pub root_path: String,
+    /// (certificate, key) for HTTPS.
+    pub tls: Option<(String, String)>,
 }
 
 impl NginxSettings {
@@ -35,12 +37,32 @@ impl NginxSettings {
         listen: Option<String>,
         server_name: Option<String>,
         root_path: Option<String>,
+        tls: Option<(String, String)>,
         file: &FileConfig,
         registry: &Registry,
     ) -> Result<NginxSettings> {
-        let listen = listen
+        let tls =
+            tls.or_else(
+                || match (&file.nginx.ssl_certificate, &file.nginx.ssl_certificate_key) {
+                    (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+                    (None, None) => None,
+                    _ => None,
+                },
+            );
+        if file.nginx.ssl_certificate.is_some() != file.nginx.ssl_certificate_key.is_some() {
+            bail!("[nginx] ssl_certificate and ssl_certificate_key go together");
+        }
+        let mut listen = listen
             .or_else(|| file.nginx.listen.clone())
-            .unwrap_or(DEFAULT_LISTEN.into());
+            .unwrap_or(if tls.is_some() {
+                "443".into()
+            } else {
+                DEFAULT_LISTEN.into()
+            });
+        // HTTPS needs `ssl` on the listen line; the user may have written it already.
+        if tls.is_some() && !listen.split_whitespace().any(|w| w == "ssl") {
+            listen.push_str(" ssl");
+        }
         let server_name = server_name
             .or_else(|| file.nginx.server_name.clone())
             .unwrap_or(DEFAULT_SERVER_NAME.into());
@@ -64,6 +86,7 @@ impl NginxSettings {
             bail!("--server-name {server_name:?}: expected host names separated by spaces");
         }
         Ok(NginxSettings {
+            tls,
             listen,
             server_name,
             root_path,
@@ -123,6 +146,8 @@ pub fn render(
         "listen": settings.listen,
         "server_name": settings.server_name,
         "root": settings.root_path,
+        "ssl_certificate": settings.tls.as_ref().map(|t| t.0.clone()),
+        "ssl_certificate_key": settings.tls.as_ref().map(|t| t.1.clone()),
         "name_regex": NAME_REGEX,
         "tag_max_age": common.tag_max_age,
         "immutable_max_age": common.immutable_max_age,
