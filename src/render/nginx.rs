@@ -41,17 +41,13 @@ impl NginxSettings {
         file: &FileConfig,
         registry: &Registry,
     ) -> Result<NginxSettings> {
-        let tls =
-            tls.or_else(
-                || match (&file.nginx.ssl_certificate, &file.nginx.ssl_certificate_key) {
-                    (Some(c), Some(k)) => Some((c.clone(), k.clone())),
-                    (None, None) => None,
-                    _ => None,
-                },
-            );
         if file.nginx.ssl_certificate.is_some() != file.nginx.ssl_certificate_key.is_some() {
             bail!("[nginx] ssl_certificate and ssl_certificate_key go together");
         }
+        let tls = tls.or_else(|| {
+            let (cert, key) = (&file.nginx.ssl_certificate, &file.nginx.ssl_certificate_key);
+            cert.clone().zip(key.clone())
+        });
         let mut listen = listen
             .or_else(|| file.nginx.listen.clone())
             .unwrap_or(if tls.is_some() {
