@@ -133,6 +133,9 @@ impl Wrangler {
             .arg(site)
             .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
             .args(["--compatibility-date", "2024-01-01", "--log-level", "info"])
+            // Each instance its own devtools port: the default, 9229, is shared, and two
+            // wranglers started at once (tests run in parallel) race for it.
+            .args(["--inspector-port", &super::free_port().to_string()])
             // Offline: no telemetry, no fetch of the request.cf object, no state in $HOME.
             .env("WRANGLER_SEND_METRICS", "false")
             .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
