@@ -302,7 +302,10 @@ impl Progress {
             let done = done.clone();
             std::thread::spawn(move || {
                 let mib = |b: u64| b as f64 / 1048576.0;
-                while !done.load(Ordering::Relaxed) {
+                // Drawn at least once, and once more at the end (at 100%),
+                // however short the import.
+                loop {
+                    let finished = done.load(Ordering::Relaxed);
                     let n = counter.load(Ordering::Relaxed).min(total);
                     let width = 30 * n / total;
                     eprint!(
@@ -312,6 +315,9 @@ impl Progress {
                         mib(n),
                         mib(total)
                     );
+                    if finished {
+                        break;
+                    }
                     std::thread::sleep(std::time::Duration::from_millis(200));
                 }
                 eprint!("\r{}\r", " ".repeat(60));
