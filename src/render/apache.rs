@@ -12,6 +12,7 @@
 //! single backreference regex searches. Parsing cost is then about the bytes
 //! of the table, and a lookup walks about log2(chunks) rules.
 
+use super::address::{Listen, check_root_path, check_server_name};
 use super::{Rendered, Templates};
 use crate::cli::ApacheArgs;
 use crate::media::MediaType;
@@ -38,82 +39,6 @@ pub struct ApacheSettings {
     pub listen: Option<String>,
     pub server_name: Option<String>,
     pub root_path: String,
-}
-
-/// An address to listen on: `PORT`, `HOST:PORT`, `*:PORT` or `[IPv6]:PORT`.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Listen {
-    /// `None` for every address (`PORT` or `*:PORT`); IPv6 keeps its brackets.
-    pub host: Option<String>,
-    pub port: u16,
-}
-
-impl Listen {
-    pub fn parse(s: &str) -> Result<Listen> {
-        let bad = || {
-            anyhow::anyhow!(
-                "--listen {:?}: expected PORT, ADDR:PORT or [IPv6]:PORT",
-                crate::problem::printable(s)
-            )
-        };
-        if !super::is_host_port(s) {
-            return Err(bad());
-        }
-        if s.bytes().all(|b| b.is_ascii_digit()) {
-            return Ok(Listen {
-                host: None,
-                port: s.parse().map_err(|_| bad())?,
-            });
-        }
-        let (host, port) = match s.rsplit_once(':') {
-            // `[::1]` alone has colons but no port.
-            Some((host, port)) if !port.contains(']') => (host, port),
-            _ => return Err(bad()),
-        };
-        Ok(Listen {
-            host: (!host.is_empty() && host != "*").then(|| host.to_string()),
-            port: port.parse().map_err(|_| bad())?,
-        })
-    }
-
-    /// `HOST:PORT`, or `*:PORT` for every address.
-    pub fn with_wildcard(&self) -> String {
-        format!("{}:{}", self.host.as_deref().unwrap_or("*"), self.port)
-    }
-}
-
-/// A host name for a server block: DNS characters only.
-pub fn check_server_name(name: &str, allow_wildcard: bool) -> Result<()> {
-    let plain = super::is_host_port(name)
-        && !name.contains(':')
-        && !name.bytes().all(|b| b.is_ascii_digit())
-        && (allow_wildcard || !name.contains('*'));
-    if !plain {
-        bail!(
-            "--server-name {:?}: expected one host name like registry.example.org",
-            crate::problem::printable(name)
-        );
-    }
-    Ok(())
-}
-
-/// An absolute path the config quotes; the `quoted_path` filter refuses the
-/// characters that quoting cannot make literal.
-pub fn check_root_path(path: &str, glob_chars: bool) -> Result<()> {
-    if !path.starts_with('/') {
-        bail!(
-            "--root-path {:?}: expected an absolute path",
-            crate::problem::printable(path)
-        );
-    }
-    // `<Directory>` reads `*`, `?` and `[...]` as wildcards.
-    if !glob_chars && path.contains(['*', '?', '[', ']']) {
-        bail!(
-            "--root-path {:?}: Apache would read *, ? or [ ] in <Directory> as a wildcard",
-            crate::problem::printable(path)
-        );
-    }
-    Ok(())
 }
 
 impl ApacheSettings {

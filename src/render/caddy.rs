@@ -17,7 +17,7 @@
 //! repositories of the model, and the symlinks the scan found leading out of
 //! the tree are refused by path.
 
-use super::apache::{Listen, check_root_path, check_server_name};
+use super::address::{Listen, check_root_path, check_server_name};
 use super::{Rendered, Templates};
 use crate::cli::CaddyArgs;
 use crate::media::MediaType;

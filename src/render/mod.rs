@@ -6,6 +6,7 @@
 //! `scan` is the first line of defence, these filters are the second, and they
 //! also guard user-written templates.
 
+pub mod address;
 pub mod apache;
 pub mod caddy;
 pub mod cloudflare;
@@ -16,7 +17,6 @@ pub mod s3;
 pub mod storj;
 pub mod upload;
 
-use crate::model::Registry;
 use crate::settings::Common;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
@@ -125,6 +125,18 @@ impl Templates {
     }
 }
 
+/// Punctuation of the OCI name, tag and digest alphabets (plus `+` of media
+/// types): inert in every config language emitted here.
+const TOKEN_PUNCT: &[u8] = b"._-/:+";
+
+/// `s` is non-empty and made of ASCII letters, digits and `punct` only: the
+/// one alphabet check every filter below builds on.
+fn made_of(s: &str, punct: &[u8]) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || punct.contains(&b))
+}
+
 fn as_str<'a>(value: &'a Value, filter: &str) -> tera::Result<&'a str> {
     value
         .as_str()
@@ -133,10 +145,7 @@ fn as_str<'a>(value: &'a Value, filter: &str) -> tera::Result<&'a str> {
 
 fn token_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
     let s = as_str(value, "token")?;
-    let plain = s
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b':' | b'+'));
-    if s.is_empty() || !plain {
+    if !made_of(s, TOKEN_PUNCT) {
         return Err(tera::Error::msg(format!(
             "refusing to print {s:?}: not a plain name, tag, digest or type"
         )));
@@ -148,12 +157,7 @@ fn token_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value
 /// case-sensitive regex key (`"~^...$"`) whose body is a token with `.` escaped.
 fn map_entry_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
     let s = as_str(value, "map_entry")?;
-    let plain = |t: &str| {
-        !t.is_empty()
-            && t.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b':' | b'+')
-            })
-    };
+    let plain = |t: &str| made_of(t, TOKEN_PUNCT);
     let ok = match s.split_once(' ') {
         Some((key, val)) if plain(val) => {
             match key.strip_prefix("\"~^").and_then(|k| k.strip_suffix("$\"")) {
@@ -219,10 +223,7 @@ fn shell_quoted_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Resul
 /// and Apache treat backslashes differently) and no quoting.
 fn regex_literal_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
     let s = as_str(value, "regex_literal")?;
-    let plain = s
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b':'));
-    if s.is_empty() || !plain {
+    if !made_of(s, b"._-/:") {
         return Err(tera::Error::msg(format!(
             "refusing {:?} as a regex literal: not a plain name, tag or digest",
             crate::problem::printable(s)
@@ -238,15 +239,7 @@ fn regex_literal_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Resu
 fn rewrite_table_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
     let s = as_str(value, "rewrite_table")?;
     let entry_ok = |e: &str| match e.split_once('=') {
-        Some((key, val)) => {
-            let word = |w: &str| {
-                !w.is_empty()
-                    && w.bytes().all(|b| {
-                        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':')
-                    })
-            };
-            word(key) && word(val)
-        }
+        Some((key, val)) => made_of(key, b"._-:") && made_of(val, b"._-:"),
         None => false,
     };
     let ok = s
@@ -261,52 +254,9 @@ fn rewrite_table_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Resu
     Ok(value.clone())
 }
 
-/// Whether `s` is a listen address or host name a server config can take
-/// as one word: `PORT`, `:PORT`, `HOST`, `HOST:PORT`, `[IPv6]:PORT`, `*:PORT`, where
-/// HOST is `*`, a DNS name (optionally `*.`-prefixed) or an IPv4 address.
-pub fn is_host_port(s: &str) -> bool {
-    let port_ok = |p: &str| {
-        !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) && {
-            let n: u32 = p.parse().unwrap_or(0);
-            (1..=65535).contains(&n)
-        }
-    };
-    let name_ok = |h: &str| {
-        let h = h.strip_prefix("*.").unwrap_or(h);
-        h == "*"
-            || (!h.is_empty()
-                && h.len() <= 253
-                && h.split('.').all(|label| {
-                    !label.is_empty()
-                        && label.len() <= 63
-                        && !label.starts_with('-')
-                        && !label.ends_with('-')
-                        && label
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                }))
-    };
-    if let Some(rest) = s.strip_prefix('[') {
-        let Some((v6, after)) = rest.split_once(']') else {
-            return false;
-        };
-        let v6_ok = v6.contains(':')
-            && v6
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
-        return v6_ok && (after.is_empty() || after.strip_prefix(':').is_some_and(port_ok));
-    }
-    match s.rsplit_once(':') {
-        Some((host, port)) => (host.is_empty() || host == "*" || name_ok(host)) && port_ok(port),
-        // All digits is a port, never a host name.
-        None if s.bytes().all(|b| b.is_ascii_digit()) => port_ok(s),
-        None => name_ok(s),
-    }
-}
-
 fn host_port_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
     let s = as_str(value, "host_port")?;
-    if !is_host_port(s) {
+    if !address::is_host_port(s) {
         return Err(tera::Error::msg(format!(
             "refusing address {:?}: expected PORT, HOST, HOST:PORT or [IPv6]:PORT",
             crate::problem::printable(s)
@@ -336,45 +286,6 @@ pub fn error_bodies() -> serde_json::Map<String, Value> {
             )
         })
         .collect()
-}
-
-/// A manifest path as hosts serve it: tags and digests alike.
-#[derive(Debug, Clone, Serialize)]
-pub struct ManifestPath {
-    pub path: String,
-    pub media_type: &'static str,
-    pub code: char,
-    pub digest: String,
-    pub tag: bool,
-}
-
-/// Every manifest path the prepared tree serves, sorted by path: each tag and
-/// each digest (prepare creates the digest files of tags).
-pub fn manifest_paths(registry: &Registry) -> Vec<ManifestPath> {
-    let mut out = Vec::with_capacity(registry.manifest_count() + registry.tag_count());
-    for (name, repo) in &registry.repositories {
-        for (tag, digest) in &repo.tags {
-            let m = &repo.manifests[digest];
-            out.push(ManifestPath {
-                path: format!("/v2/{name}/manifests/{tag}"),
-                media_type: m.media_type.as_str(),
-                code: m.media_type.code(),
-                digest: digest.clone(),
-                tag: true,
-            });
-        }
-        for (digest, m) in &repo.manifests {
-            out.push(ManifestPath {
-                path: format!("/v2/{name}/manifests/{digest}"),
-                media_type: m.media_type.as_str(),
-                code: m.media_type.code(),
-                digest: digest.clone(),
-                tag: false,
-            });
-        }
-    }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    out
 }
 
 /// Shared ending for every host command: print, write or compare.

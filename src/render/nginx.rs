@@ -8,6 +8,7 @@
 //! is never served as a manifest.
 
 use super::Templates;
+use super::address::{Listen, check_root_path, check_server_name};
 use crate::media::MediaType;
 use crate::model::Registry;
 use crate::output::OutputFile;
@@ -66,21 +67,28 @@ impl NginxSettings {
             Some(p) => p,
             None => registry.root.to_string_lossy().into_owned(),
         };
-        // `listen` takes words like `443 ssl` or `[::1]:80`; server_name a list.
-        let word_ok = |s: &str, extra: &[u8]| {
-            !s.trim().is_empty()
-                && s.bytes().all(|b| {
-                    b.is_ascii_alphanumeric() || b" .:-_*[]".contains(&b) || extra.contains(&b)
-                })
-        };
-        if !word_ok(&listen, b"") {
+        // The same address, name and root checks as the other servers; nginx
+        // adds flag words after the address (`443 ssl`, `default_server`,
+        // `backlog=511`) and `_` as the catch-all server name.
+        let mut words = listen.split_whitespace();
+        let flags_ok = words.clone().skip(1).all(|w| {
+            !w.is_empty()
+                && w.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_=".contains(&b))
+        });
+        if words.next().map(Listen::parse).is_none_or(|l| l.is_err()) || !flags_ok {
             bail!(
-                "--listen {listen:?}: expected ADDR:PORT, PORT or [IPv6]:PORT, optionally followed by words like `ssl`"
+                "--listen {:?}: expected PORT, ADDR:PORT or [IPv6]:PORT, optionally followed by words like `ssl`",
+                crate::problem::printable(&listen)
             );
         }
-        if !word_ok(&server_name, b"~") {
-            bail!("--server-name {server_name:?}: expected host names separated by spaces");
+        for name in server_name.split_whitespace().filter(|n| *n != "_") {
+            check_server_name(name, true)?;
         }
+        if server_name.trim().is_empty() {
+            bail!("--server-name: expected host names separated by spaces, or _");
+        }
+        check_root_path(&root_path, true)?;
         Ok(NginxSettings {
             tls,
             listen,
