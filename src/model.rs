@@ -16,7 +16,7 @@ pub struct Registry {
     pub root: PathBuf,
     pub repositories: BTreeMap<String, Repository>,
     pub problems: Vec<Problem>,
-    /// Regular files under `v2/` (after prepare's additions are counted by it).
+    /// Regular files under `v2/` other than the ones `prepare` writes.
     pub file_count: u64,
     /// In-tree symlinks the model serves (relative to TREE): some hosts can't.
     pub symlinks: Vec<String>,

@@ -104,21 +104,20 @@ pub fn scan(tree: &Path, options: Options) -> Result<Registry> {
         // parts[0] == "v2"
         let file_name = parts[parts.len() - 1];
         let parent = parts[parts.len() - 2];
+        let generated = (parts.len() == 2
+            && (file_name == INDEX_FILE || file_name == CATALOG_FILE))
+            || parts[1] == ERRORS_DIR
+            || (parent == "tags" && file_name == "list");
+        // Regular files a static host would upload; prepare's own are counted
+        // from what it writes, symlinks are not uploaded.
+        if entry.file_type().is_file() && !generated {
+            registry.file_count += 1;
+        }
         let is_manifest = match parent {
             "manifests" if parts.len() >= 4 => true,
             "blobs" if parts.len() >= 4 => false,
-            _ => {
-                let generated = (parts.len() == 2
-                    && (file_name == INDEX_FILE || file_name == CATALOG_FILE))
-                    || parts[1] == ERRORS_DIR
-                    || (parent == "tags" && file_name == "list");
-                if !generated {
-                    registry.file_count += 1;
-                }
-                continue;
-            }
+            _ => continue,
         };
-        registry.file_count += 1;
         let name = parts[1..parts.len() - 2].join("/");
         let target = if entry.file_type().is_symlink() {
             match resolve_symlink(entry.path(), &root) {

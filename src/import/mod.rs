@@ -258,19 +258,20 @@ fn stage(
     dest: &Path,
     progress: &AtomicU64,
 ) -> Result<Staged> {
-    if let Bytes::File(path) = bytes {
-        // Hash first, then link: a link writes no bytes, so check the ones it shares.
-        let (mut r, _) = source.open_bytes(bytes)?;
-        let (actual, _) = crate::digest::copy(&mut r, std::io::sink(), Some(progress))?;
+    // Link first, then hash what the link shares: every object is read once,
+    // whether it ends up linked or (across filesystems) copied.
+    if let Bytes::File(path) = bytes
+        && fs::hard_link(path, dest).is_ok()
+    {
+        let (actual, _) =
+            crate::digest::copy(fs::File::open(dest)?, std::io::sink(), Some(progress))?;
         if actual != digest {
             bail!(
                 "{} hashes to {actual}, not {digest}; nothing imported",
                 path.display()
             );
         }
-        if fs::hard_link(path, dest).is_ok() {
-            return Ok(Staged::Linked(dest.to_path_buf()));
-        }
+        return Ok(Staged::Linked(dest.to_path_buf()));
     }
     let (r, _) = source.open_bytes(bytes)?;
     let file =
@@ -389,10 +390,7 @@ pub fn import(req: &Request) -> Result<Report> {
                 ));
             }
         }
-        let total: u64 = jobs
-            .iter()
-            .map(|(_, b, _)| source.open_bytes(b).map(|(_, l)| l).unwrap_or(0))
-            .sum();
+        let total: u64 = jobs.iter().map(|(_, b, _)| source.len(b)).sum();
         let counter = Arc::new(AtomicU64::new(0));
         let progress = Progress::start(counter.clone(), total);
         let staged = parallel::map(&jobs, |(digest, bytes, _)| {

@@ -139,6 +139,16 @@ impl Source {
         }
     }
 
+    /// The length of the bytes, without opening them (0 when a file can't be
+    /// stat'ed: opening it later reports the error).
+    pub fn len(&self, bytes: &Bytes) -> u64 {
+        match bytes {
+            Bytes::File(p) => fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+            Bytes::TarRange { len, .. } => *len,
+            Bytes::Memory(v) => v.len() as u64,
+        }
+    }
+
     /// A reader over the bytes, and their length.
     pub fn open_bytes(&self, bytes: &Bytes) -> Result<(Box<dyn Read + Send>, u64)> {
         Ok(match bytes {

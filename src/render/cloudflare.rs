@@ -120,11 +120,12 @@ fn limits(registry: &Registry, dir: &Path, max_files: u64) -> Vec<Problem> {
         .into_iter()
         .filter_entry(|e| {
             let n = e.file_name().to_string_lossy();
+            // v2/ was counted and sized by the scan: not walked twice.
             e.depth() == 0
                 || !(n == ".git"
                     || n == "node_modules"
                     || n == ".wrangler"
-                    || (e.depth() == 1 && n == "functions"))
+                    || (e.depth() == 1 && (n == "functions" || n == "v2")))
         });
     for entry in walker.flatten() {
         if !entry.file_type().is_file() {
@@ -139,9 +140,7 @@ fn limits(registry: &Registry, dir: &Path, max_files: u64) -> Vec<Problem> {
             continue;
         }
         files += 1;
-        // Files under v2/ were sized by the scan; the rest of the site is checked here.
-        let large =
-            !top.starts_with("v2/") && entry.metadata().is_ok_and(|m| m.len() > MAX_FILE_BYTES);
+        let large = entry.metadata().is_ok_and(|m| m.len() > MAX_FILE_BYTES);
         if large {
             problems.push(Problem::error(
                 top.to_string(),
@@ -150,11 +149,10 @@ fn limits(registry: &Registry, dir: &Path, max_files: u64) -> Vec<Problem> {
             ));
         }
     }
-    let missing_generated = prepare::generated_files(registry)
-        .iter()
-        .filter(|(rel, _)| !registry.root.join(rel).exists())
-        .count();
-    files += (prepare::missing_digest_files(registry).len() + missing_generated) as u64;
+    // The tree once prepared: its files, the digest copies and lists prepare adds.
+    files += registry.file_count
+        + (prepare::generated_files(registry).len() + prepare::missing_digest_files(registry).len())
+            as u64;
     if files > max_files {
         problems.push(Problem::error(
             dir.display().to_string(),
