@@ -121,7 +121,27 @@ fn pages_serves_the_sound_part_of_a_hostile_tree_and_nothing_else() {
         .as_object_mut()
         .unwrap();
     assert!(tags.remove("alias").is_some());
+    // The two Pages behaviours `cloudflare` reports on, pinned here so a
+    // change in them shows: a symlink is not served, a `.html` path is redirected.
+    let tree = f.tree();
+    std::os::unix::fs::symlink("v2/index.html", tree.join("linked.json")).unwrap();
+    std::fs::write(tree.join("page.html"), "<p>hi</p>").unwrap();
     let pages = serve(&f);
+    // (wrangler answers 502 for it: an error, never the target's bytes)
+    let r = http::get(pages.port(), "/linked.json");
+    assert!(
+        r.status >= 400 && r.body != b"{}",
+        "{} {:?}",
+        r.status,
+        r.body_text()
+    );
+    let r = http::get(pages.port(), "/page.html");
+    assert_eq!(
+        (r.status, r.header("Location")),
+        (308, Some("/page")),
+        "{:?}",
+        r.headers
+    );
     assert_http(pages.port(), &f, Expect::ALL);
     assert_hostile_refused(pages.port(), &f);
     // Outside /v2/ the worker does not run: plain static misses.
