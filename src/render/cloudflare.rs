@@ -171,19 +171,24 @@ fn limits(registry: &Registry, dir: &Path, max_files: u64) -> Vec<Problem> {
 }
 
 fn long_lines(path: &Path, rel: &str) -> Vec<Problem> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
+    use std::io::BufRead;
+    // Line by line: a site's `_headers` can be tens of megabytes.
+    let Ok(file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    std::io::BufReader::new(file)
+        .lines()
+        .map_while(|l| l.ok())
         .enumerate()
-        .filter(|(_, l)| l.chars().count() > MAX_RULE_LINE)
-        .map(|(i, l)| {
-            Problem::error(
-                format!("{rel}:{}", i + 1),
-                Kind::LineTooLong,
-                format!(
-                    "{} characters: Pages ignores lines over {MAX_RULE_LINE}",
-                    l.chars().count()
-                ),
-            )
+        .filter_map(|(i, l)| {
+            let n = l.chars().count();
+            (n > MAX_RULE_LINE).then(|| {
+                Problem::error(
+                    format!("{rel}:{}", i + 1),
+                    Kind::LineTooLong,
+                    format!("{n} characters: Pages ignores lines over {MAX_RULE_LINE}"),
+                )
+            })
         })
         .collect()
 }
