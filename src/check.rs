@@ -1,16 +1,17 @@
 //! `check`-only work: hashing blobs on request and the JSON report.
 
+use crate::grammar::Digest;
 use crate::model::Registry;
 use crate::parallel;
 use crate::problem::{Kind, Problem, Severity};
 
 /// Hashes every blob on all cores and reports those whose bytes don't match
 /// their name. Opt-in: it reads every byte of the tree.
-pub fn verify_blobs(registry: &mut Registry) {
-    let blobs: Vec<(String, String)> = registry
+pub(crate) fn verify_blobs(registry: &mut Registry) {
+    let blobs: Vec<(Digest, String)> = registry
         .repositories
         .values()
-        .flat_map(|r| r.blobs.keys().map(|d| (d.clone(), r.blob_path(d))))
+        .flat_map(|r| r.blobs.keys().map(|d| (*d, r.blob_path(d))))
         .collect();
     let root = registry.root.clone();
     let results = parallel::map(&blobs, |(_, path)| crate::digest::of_file(&root.join(path)));
@@ -31,7 +32,7 @@ pub fn verify_blobs(registry: &mut Registry) {
     }
 }
 
-pub fn json_report(registry: &Registry) -> String {
+pub(crate) fn json_report(registry: &Registry) -> String {
     let errors = registry
         .problems
         .iter()
@@ -41,7 +42,7 @@ pub fn json_report(registry: &Registry) -> String {
         "repositories": registry.repositories.len(),
         "tags": registry.tag_count(),
         "manifests": registry.manifest_count(),
-        "blobs": registry.repositories.values().map(|r| r.blobs.len()).sum::<usize>(),
+        "blobs": registry.blob_count(),
         "errors": errors,
         "warnings": registry.problems.len() - errors,
         "problems": registry.problems,

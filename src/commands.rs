@@ -1,64 +1,55 @@
-//! One function per subcommand: each scans once, then hands the model to its
-//! renderer. Exit codes: 0 success, 1 problems (or `--check` found a stale
-//! file), 2 usage or I/O error.
+//! Running commands: `import`, `check`, `prepare`, and every host through one
+//! generic path ([`run_host`]): settings, scan, the host's judgement, render,
+//! then print, write or compare. Exit codes: 0 success, 1 problems (or
+//! `--check` found a stale file), 2 usage or I/O error.
 
-use crate::cli::{
-    CheckArgs, Cli, CloudflareArgs, Command, Format, ImportArgs, NetlifyArgs, NginxArgs,
-    RenderArgs, TreeArgs,
-};
+use crate::cli::{CheckArgs, Cli, Command, Format, ImportArgs};
+use crate::hosts::{self, Ctx, HOSTS, Host};
 use crate::model::Registry;
-use crate::output::OutputFile;
-use crate::problem::{Problem, Severity};
-use crate::render::{self, Templates};
-use crate::settings::{Common, FileConfig};
-use crate::{check, prepare, scan};
-use anyhow::Result;
+use crate::output::{Destination, Shape};
+use crate::problem::{Kind, Problem, Severity};
+use crate::settings::{self, Common, CommonArgs, FileConfig, TreeArgs};
+use crate::templates::Templates;
+use crate::{check, prepare, routes, scan};
+use anyhow::{Result, bail};
 
 /// What a successful run ended with.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Clean,
     Problems,
 }
 
-pub fn run(cli: Cli) -> Result<Outcome> {
-    match cli.command {
+pub(crate) fn run(matches: &clap::ArgMatches) -> Result<Outcome> {
+    use clap::FromArgMatches;
+    if let Some((name, sub)) = matches.subcommand()
+        && let Some(host) = hosts::find(name)
+    {
+        return host.run(sub);
+    }
+    match Cli::from_arg_matches(matches)?.command {
         Command::Import(args) => run_import(&args),
         Command::Check(args) => run_check(&args),
         Command::Prepare(args) => run_prepare(&args),
-        Command::Nginx(args) => run_nginx(args),
-        Command::Netlify(args) => run_netlify(args),
-        Command::Cloudflare(args) => run_cloudflare(args),
-        Command::S3(args) => {
-            let p = begin(&args.common, scan::Options::default())?;
-            let settings = render::s3::S3Settings::resolve(&args, &p.file)?;
-            let r = render::s3::render(&p.registry, &p.common, &settings, &p.templates)?;
-            single_file(&p, r, args.output)
-        }
-        Command::Storj(args) => {
-            let p = begin(&args.common, scan::Options::default())?;
-            let settings = render::storj::StorjSettings::resolve(&args, &p.file)?;
-            let r = render::storj::render(&p.registry, &p.common, &settings, &p.templates)?;
-            single_file(&p, r, args.output)
-        }
-        Command::CloudflareRules(args) => {
-            let p = begin(&args.common, scan::Options::default())?;
-            let r = render::cloudflare_rules::render(&p.registry, &p.common, &p.templates)?;
-            single_file(&p, r, args.output)
-        }
-        Command::Apache(args) => {
-            let p = begin(&args.common, scan::Options::default())?;
-            let settings = render::apache::ApacheSettings::resolve(&args, &p.file, &p.registry)?;
-            let r = render::apache::render(&p.registry, &p.common, &settings, &p.templates)?;
-            single_file(&p, r, args.output)
-        }
-        Command::Caddy(args) => {
-            let p = begin(&args.common, scan::Options::default())?;
-            let settings = render::caddy::CaddySettings::resolve(&args, &p.file, &p.registry)?;
-            let r = render::caddy::render(&p.registry, &p.common, &settings, &p.templates)?;
-            single_file(&p, r, args.output)
-        }
     }
+}
+
+/// `registrish.toml`, with every host's section checked against its options.
+fn load_config(args: &TreeArgs) -> Result<FileConfig> {
+    let file = FileConfig::load(args, &hosts::names())?;
+    for host in HOSTS {
+        host.check_section(file.section(host.name())).map_err(|e| {
+            anyhow::anyhow!(
+                "invalid settings in [{}] of {}: {e:#}",
+                host.name(),
+                args.config
+                    .clone()
+                    .unwrap_or_else(|| args.tree.join(settings::CONFIG_FILE))
+                    .display()
+            )
+        })?;
+    }
+    Ok(file)
 }
 
 fn report(problems: &[Problem]) {
@@ -67,36 +58,134 @@ fn report(problems: &[Problem]) {
     }
 }
 
+fn has_errors(problems: &[Problem]) -> bool {
+    problems.iter().any(|p| p.severity == Severity::Error)
+}
+
+/// The one path every host command takes.
+pub(crate) fn run_host<H: Host>(args: CommonArgs, flags: H::Options) -> Result<Outcome> {
+    let file = load_config(&args.tree)?;
+    let common = Common::resolve(&args, &file);
+    let from_file: H::Options = settings::from_section(file.section(H::NAME))?;
+    let options = settings::merge(&flags, &from_file)?;
+    let templates = Templates::load(common.templates.as_deref(), H::TEMPLATES)?;
+    let registry = scan::scan(&common.tree, H::scan_options(&options))?;
+    let destination = Destination::new(
+        H::OUTPUT,
+        common.output.as_deref(),
+        common.check.as_deref(),
+        &registry.root,
+    );
+    let site = match (&destination, H::OUTPUT) {
+        (Destination::Write(p) | Destination::Check(p), Shape::Directory(_)) => p[0]
+            .parent()
+            .map(|d| d.to_path_buf())
+            .unwrap_or_else(|| registry.root.clone()),
+        _ => registry.root.clone(),
+    };
+    let host_problems = H::problems(&registry, &options, &site);
+    let settings = H::settings(options, &flags, &registry)?;
+    let mut problems = registry.problems.clone();
+    problems.extend(host_problems);
+    if problems
+        .iter()
+        .any(|p| p.severity == Severity::Error && p.kind.blocks_output())
+    {
+        report(&problems);
+        eprintln!(
+            "registrish-gen: {} cannot host this tree as it is (see above); nothing written",
+            H::TITLE
+        );
+        return Ok(Outcome::Problems);
+    }
+    let ctx = Ctx {
+        common: &common,
+        templates: &templates,
+    };
+    let contents = H::render(&registry, &settings, &ctx)?;
+    debug_assert_eq!(contents.len(), H::OUTPUT.file_count());
+    report(&problems);
+    let pending = routes::pending(&registry).len();
+    if pending > 0 {
+        eprintln!(
+            "registrish-gen: warning: {pending} files are missing or stale in the tree; run `registrish-gen prepare {}` before serving",
+            registry.root.display()
+        );
+    }
+    if common.strict && has_errors(&problems) {
+        eprintln!("registrish-gen: --strict: not writing output because of the problems above");
+        return Ok(Outcome::Problems);
+    }
+    Ok(if destination.deliver(contents)? {
+        Outcome::Clean
+    } else {
+        Outcome::Problems
+    })
+}
+
+/// The problems `prepare` would fix, as `not-prepared` warnings.
+fn not_prepared(registry: &Registry) -> Vec<Problem> {
+    routes::pending(registry)
+        .into_iter()
+        .map(|(path, why)| {
+            Problem::warning(
+                path,
+                Kind::NotPrepared,
+                format!(
+                    "{why}: `prepare` writes it, and hosts serve it; run `registrish-gen prepare`"
+                ),
+            )
+        })
+        .collect()
+}
+
 fn run_check(args: &CheckArgs) -> Result<Outcome> {
-    let mut registry = scan::scan(
-        &args.tree.tree,
-        scan::Options {
-            thorough: true,
-            blob_sizes: true,
-        },
-    )?;
+    let mut file = load_config(&args.tree)?;
+    if let Some(n) = args.max_files {
+        file.set("cloudflare", "max_files", toml::Value::Integer(n as i64));
+        if args.host.as_deref().is_some_and(|h| h != "cloudflare") {
+            bail!("--max-files only applies with --host cloudflare");
+        }
+    }
+    let mut options = scan::Options {
+        thorough: true,
+        blob_sizes: true,
+    };
+    if let Some(host) = args.host.as_deref().and_then(hosts::find) {
+        let o = host.scan_options(file.section(host.name()))?;
+        options.blob_sizes |= o.blob_sizes;
+    }
+    let mut registry = scan::scan(&args.tree.tree, options)?;
     if args.verify_blobs {
         check::verify_blobs(&mut registry);
     }
-    // Host limits: every one as an error when asked for, else one hint line.
-    let (file, _) = FileConfig::load(&args.tree)?;
-    let max_files = args
-        .max_files
-        .or(file.cloudflare.max_files)
-        .unwrap_or(render::cloudflare::DEFAULT_MAX_FILES);
-    let pages = render::cloudflare::pages_problems(&registry, &registry.root, max_files);
-    if args.host == Some(crate::cli::Host::Cloudflare) {
-        registry.problems.extend(pages);
-    } else if !pages.is_empty() {
-        registry.problems.push(Problem::warning(
-            "v2/",
-            crate::problem::Kind::HostUnservable,
-            format!(
-                "Cloudflare Pages cannot host or serve this tree as it is ({} problems; see `check --host cloudflare`)",
-                pages.len()
-            ),
-        ));
+    registry.problems.extend(not_prepared(&registry));
+    // Host judgements: the chosen host's in full, else one hint line for each
+    // host that would leave out (or refuse) more than every host does.
+    let mut extra = Vec::new();
+    for host in HOSTS {
+        let problems = host.problems(&registry, file.section(host.name()), &registry.root)?;
+        if args.host.as_deref() == Some(host.name()) {
+            extra.extend(problems);
+        } else if args.host.is_none() {
+            let errors = problems
+                .iter()
+                .filter(|p| p.severity == Severity::Error)
+                .count();
+            if errors > 0 {
+                extra.push(Problem::warning(
+                    "v2/",
+                    Kind::HostUnservable,
+                    format!(
+                        "{} cannot host or serve this tree as it is ({errors} problems; see `check --host {}`)",
+                        host.title(),
+                        host.name()
+                    ),
+                ));
+            }
+        }
     }
+    registry.problems.extend(extra);
     registry.problems.sort();
     match args.format {
         Format::Text => {
@@ -113,18 +202,14 @@ fn run_check(args: &CheckArgs) -> Result<Outcome> {
                 registry.repositories.len(),
                 registry.tag_count(),
                 registry.manifest_count(),
-                registry
-                    .repositories
-                    .values()
-                    .map(|r| r.blobs.len())
-                    .sum::<usize>(),
+                registry.blob_count(),
                 errors,
                 registry.problems.len() - errors
             );
         }
         Format::Json => println!("{}", check::json_report(&registry)),
     }
-    Ok(if registry.has_errors() {
+    Ok(if has_errors(&registry.problems) {
         Outcome::Problems
     } else {
         Outcome::Clean
@@ -132,7 +217,7 @@ fn run_check(args: &CheckArgs) -> Result<Outcome> {
 }
 
 fn run_prepare(args: &TreeArgs) -> Result<Outcome> {
-    FileConfig::load(args)?;
+    load_config(args)?;
     let mut registry = scan::scan(&args.tree, scan::Options::default())?;
     registry.problems.sort();
     report(&registry.problems);
@@ -146,148 +231,6 @@ fn run_prepare(args: &TreeArgs) -> Result<Outcome> {
         r.unchanged
     );
     Ok(Outcome::Clean)
-}
-
-/// Scan, settings and templates: the part every host command shares.
-struct Prepared {
-    registry: Registry,
-    file: FileConfig,
-    common: Common,
-    templates: Templates,
-}
-
-fn begin(args: &RenderArgs, options: scan::Options) -> Result<Prepared> {
-    let (file, _) = FileConfig::load(&args.tree)?;
-    let common = Common::resolve(args, &file);
-    let templates = Templates::load(common.templates.as_deref())?;
-    let mut registry = scan::scan(&common.tree, options)?;
-    registry.problems.sort();
-    Ok(Prepared {
-        registry,
-        file,
-        common,
-        templates,
-    })
-}
-
-/// Reports problems, warns about an unprepared tree, then writes or checks.
-fn end(
-    p: &Prepared,
-    extra: Vec<Problem>,
-    files: Vec<OutputFile>,
-    to_stdout: bool,
-) -> Result<Outcome> {
-    let mut problems = p.registry.problems.clone();
-    problems.extend(extra);
-    report(&problems);
-    let pending = prepare::pending(&p.registry);
-    if pending > 0 {
-        eprintln!(
-            "registrish-gen: warning: {pending} files are missing or stale in the tree; run `registrish-gen prepare {}` before serving",
-            p.registry.root.display()
-        );
-    }
-    let has_errors = problems.iter().any(|x| x.severity == Severity::Error);
-    if p.common.strict && has_errors {
-        eprintln!("registrish-gen: --strict: not writing output because of the problems above");
-        return Ok(Outcome::Problems);
-    }
-    let fresh = render::finish(&p.common, files, to_stdout)?;
-    Ok(if fresh {
-        Outcome::Clean
-    } else {
-        Outcome::Problems
-    })
-}
-
-fn run_nginx(args: NginxArgs) -> Result<Outcome> {
-    let p = begin(&args.common, scan::Options::default())?;
-    let settings = render::nginx::NginxSettings::resolve(
-        args.listen,
-        args.server_name,
-        args.root_path,
-        args.ssl_certificate.zip(args.ssl_certificate_key),
-        &p.file,
-        &p.registry,
-    )?;
-    let text = render::nginx::render(&p.registry, &p.common, &settings, &p.templates)?;
-    let to_stdout = args.output.is_none() && p.common.check.is_none();
-    let files = render::nginx::outputs(text, args.output.as_deref(), p.common.check.as_deref());
-    end(&p, Vec::new(), files, to_stdout)
-}
-
-fn run_netlify(args: NetlifyArgs) -> Result<Outcome> {
-    let p = begin(&args.common, scan::Options::default())?;
-    let rendered = render::netlify::render(&p.registry, &p.common, &p.templates)?;
-    let headers = p
-        .common
-        .check
-        .clone()
-        .or(args.output)
-        .unwrap_or_else(|| p.registry.root.join("_headers"));
-    let redirects = headers.with_file_name("_redirects");
-    let files = vec![
-        OutputFile {
-            path: headers,
-            contents: rendered.headers,
-        },
-        OutputFile {
-            path: redirects,
-            contents: rendered.redirects,
-        },
-    ];
-    end(&p, rendered.problems, files, false)
-}
-
-fn run_cloudflare(args: CloudflareArgs) -> Result<Outcome> {
-    let p = begin(
-        &args.common,
-        scan::Options {
-            blob_sizes: true,
-            ..scan::Options::default()
-        },
-    )?;
-    let dir = p
-        .common
-        .check
-        .clone()
-        .or(args.output)
-        .unwrap_or_else(|| p.registry.root.clone());
-    let max_files = args
-        .max_files
-        .or(p.file.cloudflare.max_files)
-        .unwrap_or(render::cloudflare::DEFAULT_MAX_FILES);
-    let rendered =
-        render::cloudflare::render(&p.registry, &p.common, &p.templates, &dir, max_files)?;
-    if rendered.problems.iter().any(render::cloudflare::is_fatal) {
-        let mut problems = p.registry.problems.clone();
-        problems.extend(rendered.problems);
-        report(&problems);
-        eprintln!(
-            "registrish-gen: Cloudflare Pages cannot host this tree as it is (see above); nothing written"
-        );
-        return Ok(Outcome::Problems);
-    }
-    end(&p, rendered.problems, rendered.files, false)
-}
-
-/// Ends a command whose renderer produced one text: stdout by default, `-o FILE`, or `--check FILE`.
-fn single_file(
-    p: &Prepared,
-    r: render::Rendered,
-    output: Option<std::path::PathBuf>,
-) -> Result<Outcome> {
-    let to_stdout = output.is_none() && p.common.check.is_none();
-    let path = p.common.check.clone().or(output).unwrap_or_default();
-    end(
-        p,
-        r.problems,
-        vec![OutputFile {
-            path,
-            contents: r.text,
-        }],
-        to_stdout,
-    )
 }
 
 fn run_import(args: &ImportArgs) -> Result<Outcome> {

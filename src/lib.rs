@@ -1,37 +1,48 @@
 //! registrish-gen: serve an exported container-registry tree from static
 //! hosts. One pipeline for every host: [`scan`] the tree into a [`model`],
-//! then a per-host renderer in [`render`] turns the model into config.
+//! then a host in [`hosts`] judges and renders it.
+//!
+//! The modules by layer; each uses only the layers above it:
+//! - leaves: [`grammar`] (names, tags, digests and their types), [`media`]
+//!   (manifest types), [`digest`] (hashing), [`layout`] (the paths of a served
+//!   tree), [`problem`], [`parallel`], [`output`] (where results go);
+//! - the model: [`model`] and its [`routes`] view (every path a host answers);
+//! - stages over the tree: [`scan`], [`prepare`], [`check`], [`import`];
+//! - rendering: [`templates`], [`settings`], and [`hosts`] (the host table);
+//! - the surface: [`cli`] and [`commands`], which run any host through one path.
 
-pub mod check;
-pub mod cli;
-pub mod commands;
-pub mod digest;
-pub mod grammar;
-pub mod import;
-pub mod media;
-pub mod model;
-pub mod output;
-pub mod parallel;
-pub mod prepare;
-pub mod problem;
-pub mod render;
-pub mod scan;
-pub mod settings;
+mod check;
+mod cli;
+mod commands;
+mod digest;
+mod grammar;
+mod hosts;
+mod import;
+mod layout;
+mod media;
+mod model;
+mod output;
+mod parallel;
+mod prepare;
+mod problem;
+mod routes;
+mod scan;
+mod settings;
+mod templates;
 
 use std::process::ExitCode;
 
 /// Parses arguments, runs the command and maps the result to an exit code:
 /// 0 success, 1 problems found, 2 usage or I/O error.
 pub fn run() -> ExitCode {
-    use clap::Parser;
-    let cli = match cli::Cli::try_parse() {
-        Ok(cli) => cli,
+    let matches = match cli::command().try_get_matches() {
+        Ok(m) => m,
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    match commands::run(cli) {
+    match commands::run(&matches) {
         Ok(commands::Outcome::Clean) => ExitCode::SUCCESS,
         Ok(commands::Outcome::Problems) => ExitCode::from(1),
         Err(e) => {

@@ -6,11 +6,12 @@
 //! taken from `mediaType`, inferred only the way containers/image's
 //! `GuessMIMEType` does, and anything else is refused rather than guessed.
 
+use crate::grammar::Digest;
 use serde::Deserialize;
 
 /// Largest manifest accepted. distribution rejects manifests over 4 MiB; a
 /// bigger file under `manifests/` is almost certainly a misplaced blob.
-pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+pub(crate) const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The manifest types registries serve, each with a one-letter code used as a
 /// compact value in host lookup tables (nginx maps, worker tables).
@@ -33,6 +34,13 @@ impl MediaType {
         MediaType::DockerSchema1Signed,
         MediaType::DockerSchema1,
     ];
+
+    pub fn is_schema1(self) -> bool {
+        matches!(
+            self,
+            MediaType::DockerSchema1 | MediaType::DockerSchema1Signed
+        )
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -64,16 +72,14 @@ impl MediaType {
     pub fn parse(s: &str) -> Option<MediaType> {
         MediaType::ALL.into_iter().find(|t| t.as_str() == s)
     }
-
-    pub fn is_index(self) -> bool {
-        matches!(self, MediaType::DockerManifestList | MediaType::OciIndex)
-    }
 }
 
 /// What a manifest points at, as far as serving and checking need.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reference {
-    pub digest: String,
+    /// The descriptor's digest, or its text when that is not `sha256:<hex>`
+    /// (reported as missing: nothing can be stored under such a name).
+    pub digest: Result<Digest, Box<str>>,
     /// `None` for schema 1 `fsLayers`, which carry no size.
     pub size: Option<u64>,
     pub role: Role,
@@ -126,7 +132,7 @@ struct RawManifest {
     subject: Option<RawDescriptor>,
     #[serde(rename = "fsLayers")]
     fs_layers: Option<Vec<RawFsLayer>>,
-    signatures: Option<serde::de::IgnoredAny>,
+    signatures: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -142,7 +148,7 @@ struct RawFsLayer {
     blob_sum: String,
 }
 
-pub fn parse(bytes: &[u8]) -> Result<Parsed, ParseError> {
+pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed, ParseError> {
     let raw: RawManifest = serde_json::from_slice(bytes)
         .map_err(|e| ParseError::NotAManifest(format!("not a JSON manifest ({e})")))?;
     let media_type = match &raw.media_type {
@@ -158,7 +164,7 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ParseError> {
     let mut references = Vec::new();
     fn push(references: &mut Vec<Reference>, d: &RawDescriptor, role: Role) {
         references.push(Reference {
-            digest: d.digest.clone(),
+            digest: parse_digest(&d.digest),
             size: Some(d.size),
             role,
             external: d.urls.as_ref().is_some_and(|u| !u.is_empty()),
@@ -186,7 +192,7 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ParseError> {
         MediaType::DockerSchema1 | MediaType::DockerSchema1Signed => {
             for l in raw.fs_layers.iter().flatten() {
                 references.push(Reference {
-                    digest: l.blob_sum.clone(),
+                    digest: parse_digest(&l.blob_sum),
                     size: None,
                     role: Role::Layer,
                     external: false,
@@ -206,12 +212,24 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ParseError> {
     })
 }
 
+fn parse_digest(s: &str) -> Result<Digest, Box<str>> {
+    Digest::parse(s).ok_or_else(|| s.into())
+}
+
 /// Follows containers/image `manifest.GuessMIMEType`: schema 1 by version,
 /// OCI manifest by `config`, OCI index by `manifests`.
 fn infer(raw: &RawManifest) -> Result<MediaType, ParseError> {
     let version = raw.schema_version.as_ref().and_then(|v| v.as_u64());
     if version == Some(1) {
-        return Ok(if raw.signatures.is_some() {
+        // GuessMIMEType calls it signed only when a JWS signature parses
+        // (libtrust.ParsePrettySignature), which needs at least one; an
+        // empty or absent `signatures` is the unsigned `v1+json`.
+        let signed = raw
+            .signatures
+            .as_ref()
+            .and_then(|s| s.as_array())
+            .is_some_and(|s| !s.is_empty());
+        return Ok(if signed {
             MediaType::DockerSchema1Signed
         } else {
             MediaType::DockerSchema1
@@ -265,13 +283,25 @@ mod tests {
     }
 
     #[test]
-    fn schema1() {
-        let s = format!(
-            r#"{{"schemaVersion":1,"fsLayers":[{{"blobSum":"{D}"}},{{"blobSum":"{D}"}}],"signatures":[]}}"#
+    fn schema1_is_signed_only_with_a_signature() {
+        let layers = format!(r#""fsLayers":[{{"blobSum":"{D}"}},{{"blobSum":"{D}"}}]"#);
+        let signed = format!(
+            r#"{{"schemaVersion":1,{layers},"signatures":[{{"header":{{}},"signature":"x","protected":"y"}}]}}"#
         );
-        let p = parse(s.as_bytes()).unwrap();
+        let p = parse(signed.as_bytes()).unwrap();
         assert_eq!(p.media_type, MediaType::DockerSchema1Signed);
         assert_eq!(p.references.len(), 1);
+        // Regression (issue 8, bug 5): an empty or absent `signatures` is unsigned.
+        for unsigned in [
+            format!(r#"{{"schemaVersion":1,{layers},"signatures":[]}}"#),
+            format!(r#"{{"schemaVersion":1,{layers}}}"#),
+        ] {
+            assert_eq!(
+                parse(unsigned.as_bytes()).unwrap().media_type.as_str(),
+                "application/vnd.docker.distribution.manifest.v1+json",
+                "{unsigned}"
+            );
+        }
     }
 
     #[test]

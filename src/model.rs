@@ -1,47 +1,81 @@
 //! The registry model every host renders from: repositories, tags, manifests
-//! by digest and blobs, plus the problems found while building it.
+//! by digest and blobs, the problems every host shares, and the facts about
+//! the tree that hosts judge for themselves ([`Facts`]).
 //!
-//! Everything in here has passed the OCI grammar and parsed as a manifest of a
-//! known type; renderers never see a rejected name. Collections are ordered
-//! (BTreeMap) so every output is byte-for-byte deterministic.
+//! Everything in here has passed the OCI grammar (the keys are
+//! [`Name`], [`Tag`] and [`Digest`], which only the grammar makes) and
+//! parsed as a manifest of a known type; renderers never see a rejected name.
+//! Collections are ordered (BTreeMap) so every output is byte-for-byte
+//! deterministic.
 
+use crate::grammar::{Digest, Name, Tag};
+use crate::layout;
 use crate::media::{MediaType, Reference};
 use crate::problem::Problem;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 #[derive(Debug, Default)]
-pub struct Registry {
+pub(crate) struct Registry {
     /// Canonical absolute path of TREE.
     pub root: PathBuf,
-    pub repositories: BTreeMap<String, Repository>,
+    pub repositories: BTreeMap<Name, Repository>,
+    /// What no host can serve: reported by every command.
     pub problems: Vec<Problem>,
-    /// Regular files under `v2/` other than the ones `prepare` writes.
-    pub file_count: u64,
-    /// In-tree symlinks the model serves (relative to TREE): some hosts can't.
-    pub symlinks: Vec<String>,
+    pub facts: Facts,
 }
 
+/// What the scan saw that only some hosts care about: each host turns these
+/// into its own problems (`Host::problems`).
 #[derive(Debug, Default)]
-pub struct Repository {
-    pub name: String,
-    /// Tag -> digest of the manifest the tag file holds.
-    pub tags: BTreeMap<String, String>,
-    /// Every manifest known by digest: from tag files and `manifests/sha256:*` files.
-    pub manifests: BTreeMap<String, Manifest>,
-    /// Blob digest -> size in bytes (when the scan stat'ed blobs), for blob files present.
-    pub blobs: BTreeMap<String, Option<u64>>,
+pub(crate) struct Facts {
+    /// Regular files under `v2/` other than the ones `prepare` writes.
+    pub file_count: u64,
+    /// Every symlink under `v2/` in a manifest or blob position, relative to TREE.
+    pub symlinks: Vec<Symlink>,
+    /// Manifest files opened and read (hard links of one file count once).
+    pub manifest_reads: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SymlinkKind {
+    /// Resolves to a regular file inside TREE: the model serves it.
+    Inside,
+    /// Leads outside TREE: never followed, left out.
+    Outside,
+    /// Cannot be resolved: left out.
+    Dangling,
+    /// Points at a directory: not followed.
+    Directory,
 }
 
 #[derive(Debug, Clone)]
-pub struct Manifest {
+pub(crate) struct Symlink {
+    /// Relative to TREE, `/`-separated.
+    pub path: String,
+    pub kind: SymlinkKind,
+}
+
+#[derive(Debug)]
+pub(crate) struct Repository {
+    pub name: Name,
+    /// Tag -> digest of the manifest the tag file holds.
+    pub tags: BTreeMap<Tag, Digest>,
+    /// Every manifest known by digest: from tag files and `manifests/sha256:*` files.
+    pub manifests: BTreeMap<Digest, Manifest>,
+    /// Blob digest -> size in bytes (when the scan stat'ed blobs), for blob files present.
+    pub blobs: BTreeMap<Digest, Option<u64>>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Manifest {
     pub media_type: MediaType,
     pub size: u64,
     pub references: std::sync::Arc<[Reference]>,
     /// Whether `manifests/<digest>` exists with the right bytes (prepare creates it).
     pub digest_file: bool,
     /// The first tag holding these bytes, when no digest file exists yet.
-    pub first_tag: Option<String>,
+    pub first_tag: Option<Tag>,
 }
 
 impl Registry {
@@ -53,40 +87,45 @@ impl Registry {
         self.repositories.values().map(|r| r.tags.len()).sum()
     }
 
-    pub fn has_errors(&self) -> bool {
-        self.problems
-            .iter()
-            .any(|p| p.severity == crate::problem::Severity::Error)
+    pub fn blob_count(&self) -> usize {
+        self.repositories.values().map(|r| r.blobs.len()).sum()
     }
 }
 
 impl Repository {
-    /// Where a manifest's bytes live, relative to TREE: its digest file, or
-    /// the tag file prepare will link it from.
-    pub fn manifest_source(&self, digest: &str) -> String {
-        let reference = match self
-            .manifests
-            .get(digest)
-            .and_then(|m| m.first_tag.as_deref())
-        {
-            Some(tag) if !self.manifests[digest].digest_file => tag,
-            _ => digest,
-        };
-        format!("v2/{}/manifests/{reference}", self.name)
+    pub fn new(name: Name) -> Repository {
+        Repository {
+            name,
+            tags: BTreeMap::new(),
+            manifests: BTreeMap::new(),
+            blobs: BTreeMap::new(),
+        }
     }
 
-    pub fn blob_path(&self, digest: &str) -> String {
-        format!("v2/{}/blobs/{digest}", self.name)
+    /// Where a manifest's bytes live, relative to TREE: its digest file, or
+    /// the tag file prepare will link it from.
+    pub fn manifest_source(&self, digest: &Digest) -> String {
+        match self.manifests.get(digest) {
+            Some(m) if !m.digest_file => match &m.first_tag {
+                Some(tag) => layout::manifest_file(&self.name, tag),
+                None => layout::manifest_file(&self.name, digest),
+            },
+            _ => layout::manifest_file(&self.name, digest),
+        }
+    }
+
+    pub fn blob_path(&self, digest: &Digest) -> String {
+        layout::blob_file(&self.name, digest)
     }
 
     /// Tags whose lowercase forms collide: hosts that match paths
     /// case-insensitively (nginx map keys, Netlify, Cloudflare `_headers`)
     /// cannot tell them apart by a plain key.
-    pub fn case_colliding_tags(&self) -> std::collections::BTreeSet<&str> {
-        let mut by_lower: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    pub fn case_colliding_tags(&self) -> BTreeSet<&Tag> {
+        let mut by_lower: BTreeMap<String, Vec<&Tag>> = BTreeMap::new();
         for tag in self.tags.keys() {
             by_lower
-                .entry(tag.to_ascii_lowercase())
+                .entry(tag.as_str().to_ascii_lowercase())
                 .or_default()
                 .push(tag);
         }

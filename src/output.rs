@@ -1,17 +1,129 @@
-//! Writing results: atomically (temp file in the same directory, then
-//! rename), all-or-nothing for multi-file outputs, and `--check` comparison
-//! for configs committed to a site repository.
+//! Writing results: where a host's files go ([`Destination`]: standard
+//! output, written atomically, or compared by `--check`), atomic writes (temp
+//! file in the same directory, then rename), all-or-nothing for multi-file
+//! outputs, and the `--check` comparison for configs committed to a site
+//! repository.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// One generated file and where it goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutputFile {
+pub(crate) struct OutputFile {
     pub path: PathBuf,
     pub contents: String,
+}
+
+/// How a host's files are placed: the meaning of `-o` and `--check`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Shape {
+    /// One text: standard output by default, or `-o FILE`.
+    Stdout,
+    /// Files side by side: `-o` names the first (default `TREE/<first>`),
+    /// the others go beside it.
+    Beside(&'static [&'static str]),
+    /// Files in a directory: `-o DIR` (default TREE).
+    Directory(&'static [&'static str]),
+}
+
+impl Shape {
+    /// The files this shape places, in the order a host renders them.
+    pub(crate) fn file_count(self) -> usize {
+        match self {
+            Shape::Stdout => 1,
+            Shape::Beside(names) | Shape::Directory(names) => names.len(),
+        }
+    }
+}
+
+/// Where a command's output goes.
+#[derive(Debug, Clone)]
+pub(crate) enum Destination {
+    Stdout,
+    Write(Vec<PathBuf>),
+    /// `--check`: compare, write nothing.
+    Check(Vec<PathBuf>),
+}
+
+impl Destination {
+    pub(crate) fn new(
+        shape: Shape,
+        output: Option<&Path>,
+        check: Option<&Path>,
+        tree: &Path,
+    ) -> Destination {
+        let target = check.or(output);
+        let paths = match shape {
+            Shape::Stdout => match target {
+                Some(p) => vec![p.to_path_buf()],
+                None => return Destination::Stdout,
+            },
+            Shape::Beside(names) => {
+                let first = target
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| tree.join(names[0]));
+                names.iter().map(|n| first.with_file_name(n)).collect()
+            }
+            Shape::Directory(names) => {
+                let dir = target.unwrap_or(tree);
+                names.iter().map(|n| dir.join(n)).collect()
+            }
+        };
+        if check.is_some() {
+            Destination::Check(paths)
+        } else {
+            Destination::Write(paths)
+        }
+    }
+
+    /// Prints, writes or compares; `Ok(false)` when `--check` found a stale file.
+    pub(crate) fn deliver(&self, contents: Vec<String>) -> Result<bool> {
+        let files = |paths: &[PathBuf]| -> Vec<OutputFile> {
+            paths
+                .iter()
+                .cloned()
+                .zip(contents.iter().cloned())
+                .map(|(path, contents)| OutputFile { path, contents })
+                .collect()
+        };
+        match self {
+            Destination::Check(paths) => {
+                let files = files(paths);
+                let stale = stale(&files);
+                for path in &stale {
+                    eprintln!(
+                        "registrish-gen: {} is not what would be generated now",
+                        path.display()
+                    );
+                }
+                Ok(stale.is_empty())
+            }
+            Destination::Stdout => {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                for text in &contents {
+                    if let Err(e) = out.write_all(text.as_bytes()) {
+                        // `registrish-gen nginx | head` is not an error.
+                        if e.kind() == std::io::ErrorKind::BrokenPipe {
+                            return Ok(true);
+                        }
+                        bail!("cannot write to standard output: {e}");
+                    }
+                }
+                Ok(true)
+            }
+            Destination::Write(paths) => {
+                let files = files(paths);
+                write_outputs(&files)?;
+                for f in &files {
+                    eprintln!("registrish-gen: wrote {}", f.path.display());
+                }
+                Ok(true)
+            }
+        }
+    }
 }
 
 fn temp_path(path: &Path) -> PathBuf {
@@ -37,13 +149,13 @@ fn write_temp(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
 }
 
 /// Writes one file atomically: readers see the old bytes or the new ones.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_all_atomic(&[(path, bytes)])
 }
 
 /// Writes every file to a temp name first and renames only when all were
 /// written: a full disk or a bad path leaves every old file as it was.
-pub fn write_all_atomic(files: &[(&Path, &[u8])]) -> Result<()> {
+pub(crate) fn write_all_atomic(files: &[(&Path, &[u8])]) -> Result<()> {
     let mut temps = Vec::new();
     for (path, bytes) in files {
         let written = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -71,14 +183,14 @@ pub fn write_all_atomic(files: &[(&Path, &[u8])]) -> Result<()> {
 
 /// Writes only when the bytes differ, so a second run changes nothing (not
 /// even mtimes) and a static host's sync tool sees no change.
-pub fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool> {
+pub(crate) fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool> {
     match fs::read(path) {
         Ok(old) if old == bytes => Ok(false),
         _ => write_atomic(path, bytes).map(|_| true),
     }
 }
 
-pub fn write_outputs(files: &[OutputFile]) -> Result<()> {
+pub(crate) fn write_outputs(files: &[OutputFile]) -> Result<()> {
     let pairs: Vec<(&Path, &[u8])> = files
         .iter()
         .map(|f| (f.path.as_path(), f.contents.as_bytes()))
@@ -87,7 +199,7 @@ pub fn write_outputs(files: &[OutputFile]) -> Result<()> {
 }
 
 /// The files whose current bytes differ from what would be generated.
-pub fn stale(files: &[OutputFile]) -> Vec<&Path> {
+pub(crate) fn stale(files: &[OutputFile]) -> Vec<&Path> {
     files
         .iter()
         .filter(|f| {

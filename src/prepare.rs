@@ -10,85 +10,20 @@
 
 use crate::model::Registry;
 use crate::output::write_if_changed;
-use crate::render;
-use crate::scan::{CATALOG_FILE, ERRORS_DIR, INDEX_FILE};
+use crate::routes::{generated_files, missing_digest_files};
 use anyhow::{Context, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Default)]
-pub struct Report {
+pub(crate) struct Report {
     pub linked: usize,
     pub copied: usize,
     pub written: usize,
     pub unchanged: usize,
 }
 
-/// An owned file: (path relative to TREE, bytes).
-pub fn generated_files(registry: &Registry) -> Vec<(String, Vec<u8>)> {
-    let mut files = Vec::new();
-    for (name, repo) in &registry.repositories {
-        if repo.tags.is_empty() {
-            continue;
-        }
-        let tags: Vec<&String> = repo.tags.keys().collect();
-        let body = serde_json::json!({"name": name, "tags": tags});
-        files.push((
-            format!("v2/{name}/tags/list"),
-            body.to_string().into_bytes(),
-        ));
-    }
-    let names: Vec<&String> = registry.repositories.keys().collect();
-    files.push((
-        format!("v2/{CATALOG_FILE}"),
-        serde_json::json!({"repositories": names})
-            .to_string()
-            .into_bytes(),
-    ));
-    files.push((format!("v2/{INDEX_FILE}"), b"{}".to_vec()));
-    for (code, message) in [
-        render::MANIFEST_UNKNOWN,
-        render::BLOB_UNKNOWN,
-        render::NAME_UNKNOWN,
-    ] {
-        files.push((
-            format!("v2/{ERRORS_DIR}/{}.json", code.to_ascii_lowercase()),
-            render::error_body(code, message).into_bytes(),
-        ));
-    }
-    files
-}
-
-/// Digest files prepare would create: (source manifest, destination), relative to TREE.
-pub fn missing_digest_files(registry: &Registry) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for (name, repo) in &registry.repositories {
-        for (digest, manifest) in &repo.manifests {
-            if !manifest.digest_file {
-                out.push((
-                    repo.manifest_source(digest),
-                    format!("v2/{name}/manifests/{digest}"),
-                ));
-            }
-        }
-    }
-    out
-}
-
-/// What `prepare` would still change: host commands warn when it is not empty.
-pub fn pending(registry: &Registry) -> usize {
-    let stale = generated_files(registry)
-        .into_iter()
-        .filter(|(rel, bytes)| {
-            fs::read(registry.root.join(rel))
-                .map(|b| &b != bytes)
-                .unwrap_or(true)
-        })
-        .count();
-    stale + missing_digest_files(registry).len()
-}
-
-pub fn prepare(registry: &Registry) -> Result<Report> {
+pub(crate) fn prepare(registry: &Registry) -> Result<Report> {
     let mut report = Report::default();
     for (source, dest) in missing_digest_files(registry) {
         let dest = registry.root.join(dest);

@@ -39,6 +39,7 @@ pub enum Kind {
     LineTooLong,
     HostUnservable,
     Unreadable,
+    Schema1,
 }
 
 impl Kind {
@@ -66,7 +67,19 @@ impl Kind {
             Kind::LineTooLong => "line-too-long",
             Kind::HostUnservable => "host-unservable",
             Kind::Unreadable => "unreadable",
+            Kind::Schema1 => "schema1",
         }
+    }
+}
+
+impl Kind {
+    /// Problems that make a host's output unusable as a whole (as opposed to
+    /// parts left out): the host command writes nothing.
+    pub fn blocks_output(self) -> bool {
+        matches!(
+            self,
+            Kind::FileTooLarge | Kind::TooManyFiles | Kind::LineTooLong
+        )
     }
 }
 
@@ -118,7 +131,7 @@ impl fmt::Display for Problem {
 }
 
 /// Escapes control characters (and only those) so any string prints on one line.
-pub fn printable(s: &str) -> String {
+pub(crate) fn printable(s: &str) -> String {
     if !s.chars().any(char::is_control) {
         return s.to_string();
     }

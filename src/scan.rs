@@ -10,24 +10,21 @@
 //! hashes blobs too. Stats and reads run on every core; the walk only lists.
 
 use crate::digest;
-use crate::grammar;
+use crate::grammar::{Digest, Name, Tag};
+use crate::layout;
 use crate::media::{self, MAX_MANIFEST_BYTES, ParseError, Role};
-use crate::model::{Manifest, Registry, Repository};
+use crate::model::{Manifest, Registry, Repository, Symlink, SymlinkKind};
 use crate::parallel;
 use crate::problem::{Kind, Problem};
 use anyhow::{Context, Result, bail};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use walkdir::WalkDir;
 
-/// Files under `v2/` that `prepare` writes; they are outputs, not inputs.
-pub const INDEX_FILE: &str = "index.html";
-pub const CATALOG_FILE: &str = "_catalog";
-pub const ERRORS_DIR: &str = "_errors";
-
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Options {
+pub(crate) struct Options {
     /// Hash every digest-named manifest and stat every blob (for sizes).
     pub thorough: bool,
     /// Stat blobs for their sizes even when not thorough (hosts with size limits).
@@ -49,7 +46,7 @@ struct RawRepo {
 
 enum Read {
     Ok {
-        digest: String,
+        digest: Digest,
         size: u64,
         parsed: media::Parsed,
     },
@@ -58,10 +55,10 @@ enum Read {
 
 /// Scans TREE. I/O errors on TREE itself are errors; everything wrong inside
 /// it is a [`Problem`] in the returned model.
-pub fn scan(tree: &Path, options: Options) -> Result<Registry> {
+pub(crate) fn scan(tree: &Path, options: Options) -> Result<Registry> {
     let root = fs::canonicalize(tree)
         .with_context(|| format!("cannot open registry tree {}", tree.display()))?;
-    let v2 = root.join("v2");
+    let v2 = root.join(layout::V2);
     let meta = fs::symlink_metadata(&v2).with_context(|| {
         format!(
             "{} has no v2/ directory: not a registry tree",
@@ -82,7 +79,7 @@ pub fn scan(tree: &Path, options: Options) -> Result<Registry> {
         root: root.clone(),
         ..Registry::default()
     };
-    let mut raw: BTreeMap<String, RawRepo> = BTreeMap::new();
+    let mut raw: BTreeMap<Name, RawRepo> = BTreeMap::new();
     let mut invalid_names: BTreeSet<String> = BTreeSet::new();
 
     let walker = WalkDir::new(&v2)
@@ -94,35 +91,34 @@ pub fn scan(tree: &Path, options: Options) -> Result<Registry> {
         if entry.depth() == 0 || entry.file_type().is_dir() {
             continue;
         }
-        let rel_path = entry
-            .path()
-            .strip_prefix(&root)
-            .expect("walk stays under root");
+        let Ok(rel_path) = entry.path().strip_prefix(&root) else {
+            bail!("{} is not under {}", entry.path().display(), root.display());
+        };
         let utf8 = rel_path.to_str().is_some();
         let rel = rel_path.to_string_lossy();
         let parts: Vec<&str> = rel.split('/').collect();
-        // parts[0] == "v2"
+        // parts[0] == "v2", and a file below it has at least one more part.
         let file_name = parts[parts.len() - 1];
         let parent = parts[parts.len() - 2];
-        let generated = (parts.len() == 2
-            && (file_name == INDEX_FILE || file_name == CATALOG_FILE))
-            || parts[1] == ERRORS_DIR
-            || (parent == "tags" && file_name == "list");
         // Regular files a static host would upload; prepare's own are counted
         // from what it writes, symlinks are not uploaded.
-        if entry.file_type().is_file() && !generated {
-            registry.file_count += 1;
+        if entry.file_type().is_file() && !layout::is_generated(&parts) {
+            registry.facts.file_count += 1;
         }
         let is_manifest = match parent {
             "manifests" if parts.len() >= 4 => true,
             "blobs" if parts.len() >= 4 => false,
             _ => continue,
         };
-        let name = parts[1..parts.len() - 2].join("/");
+        let name_text = parts[1..parts.len() - 2].join("/");
         let target = if entry.file_type().is_symlink() {
             match resolve_symlink(entry.path(), &root) {
                 Ok(target) => Some(target),
-                Err(problem) => {
+                Err((kind, problem)) => {
+                    registry.facts.symlinks.push(Symlink {
+                        path: rel.to_string(),
+                        kind,
+                    });
                     registry.problems.push(Problem {
                         path: rel.into_owned(),
                         ..problem
@@ -133,12 +129,18 @@ pub fn scan(tree: &Path, options: Options) -> Result<Registry> {
         } else {
             None
         };
-        if !utf8 || !grammar::is_valid_name(&name) {
-            invalid_names.insert(name);
-            continue;
-        }
+        let name = match Name::parse(&name_text) {
+            Some(name) if utf8 => name,
+            _ => {
+                invalid_names.insert(name_text);
+                continue;
+            }
+        };
         if target.is_some() {
-            registry.symlinks.push(rel.to_string());
+            registry.facts.symlinks.push(Symlink {
+                path: rel.to_string(),
+                kind: SymlinkKind::Inside,
+            });
         }
         let found = Found {
             name: file_name.to_string(),
@@ -168,29 +170,38 @@ pub fn scan(tree: &Path, options: Options) -> Result<Registry> {
 
 /// Resolves an in-tree symlink to its target; anything leading outside TREE,
 /// dangling or pointing at a directory is a problem, never followed.
-fn resolve_symlink(link: &Path, root: &Path) -> Result<PathBuf, Problem> {
+fn resolve_symlink(link: &Path, root: &Path) -> Result<PathBuf, (SymlinkKind, Problem)> {
     let target = fs::canonicalize(link).map_err(|e| {
-        Problem::error(
-            "",
-            Kind::SymlinkDangling,
-            format!("symlink cannot be resolved ({e}); left out"),
+        (
+            SymlinkKind::Dangling,
+            Problem::error(
+                "",
+                Kind::SymlinkDangling,
+                format!("symlink cannot be resolved ({e}); left out"),
+            ),
         )
     })?;
     if !target.starts_with(root) {
-        return Err(Problem::error(
-            "",
-            Kind::SymlinkOutside,
-            format!(
-                "symlink leads outside the tree (to {}); never followed, left out",
-                target.display()
+        return Err((
+            SymlinkKind::Outside,
+            Problem::error(
+                "",
+                Kind::SymlinkOutside,
+                format!(
+                    "symlink leads outside the tree (to {}); never followed, left out",
+                    target.display()
+                ),
             ),
         ));
     }
     if target.is_dir() {
-        return Err(Problem::warning(
-            "",
-            Kind::SymlinkDirectory,
-            "symlink to a directory is not followed",
+        return Err((
+            SymlinkKind::Directory,
+            Problem::warning(
+                "",
+                Kind::SymlinkDirectory,
+                "symlink to a directory is not followed",
+            ),
         ));
     }
     Ok(target)
@@ -239,7 +250,7 @@ fn read_one(path: &Path) -> Read {
     }
 }
 
-fn file_path(root: &Path, repo: &str, dir: &str, found: &Found) -> PathBuf {
+fn file_path(root: &Path, repo: &Name, dir: &str, found: &Found) -> PathBuf {
     match &found.target {
         Some(t) => t.clone(),
         None => root.join(format!("v2/{repo}/{dir}/{}", found.name)),
@@ -247,13 +258,14 @@ fn file_path(root: &Path, repo: &str, dir: &str, found: &Found) -> PathBuf {
 }
 
 /// Reads files in parallel; with `dedupe`, hard links of one file (prepare's
-/// digest copies of tags) are stat'ed and read once.
-fn read_all(paths: Vec<PathBuf>, dedupe: bool) -> Result<Vec<std::sync::Arc<Read>>> {
-    use std::sync::Arc;
+/// digest copies of tags) are stat'ed and read once. Returns the reads and
+/// how many files were opened.
+fn read_all(paths: &[PathBuf], dedupe: bool) -> Result<(Vec<Arc<Read>>, usize)> {
     if !dedupe {
-        return Ok(parallel::map(&paths, |p| Arc::new(read_one(p))));
+        let reads = parallel::map(paths, |p| Arc::new(read_one(p)));
+        return Ok((reads, paths.len()));
     }
-    let ids = parallel::map(&paths, |p| fs::metadata(p).map(|m| identity(&m)));
+    let ids = parallel::map(paths, |p| fs::metadata(p).map(|m| identity(&m)));
     let mut unique: Vec<&PathBuf> = Vec::new();
     let mut slot_of: HashMap<(u64, u64), usize> = HashMap::new();
     let mut slots = Vec::with_capacity(paths.len());
@@ -272,67 +284,86 @@ fn read_all(paths: Vec<PathBuf>, dedupe: bool) -> Result<Vec<std::sync::Arc<Read
         slots.push(slot);
     }
     let results = parallel::map(&unique, |p| Arc::new(read_one(p)));
-    Ok(slots.into_iter().map(|s| results[s].clone()).collect())
+    let opened = unique.len();
+    Ok((
+        slots.into_iter().map(|s| results[s].clone()).collect(),
+        opened,
+    ))
+}
+
+/// A manifest file whose name passed the grammar.
+enum Named<'a> {
+    Tag(&'a Name, Tag, &'a Found),
+    Digest(&'a Name, Digest, &'a Found),
 }
 
 fn build_repositories(
     registry: &mut Registry,
-    raw: &BTreeMap<String, RawRepo>,
+    raw: &BTreeMap<Name, RawRepo>,
     options: Options,
 ) -> Result<()> {
     let root = registry.root.clone();
-    // Tags and digest files whose names pass the grammar, as (repo, file).
-    let mut tags: Vec<(&str, &Found)> = Vec::new();
-    let mut digests: Vec<(&str, &Found)> = Vec::new();
+    let mut tags: Vec<Named> = Vec::new();
+    let mut digests: Vec<Named> = Vec::new();
     for (name, repo) in raw {
         for f in &repo.manifests {
             let is_digest = f.name.starts_with("sha256:");
-            let valid = if is_digest {
-                grammar::is_valid_digest(&f.name)
+            if is_digest {
+                match Digest::parse(&f.name) {
+                    Some(d) => digests.push(Named::Digest(name, d, f)),
+                    None => registry.problems.push(Problem::error(
+                        layout::manifest_file(name, &f.name),
+                        Kind::InvalidTag,
+                        "neither a valid tag nor a sha256 digest; left out",
+                    )),
+                }
             } else {
-                grammar::is_valid_tag(&f.name)
-            };
-            match (valid, is_digest) {
-                (true, true) => digests.push((name, f)),
-                (true, false) => tags.push((name, f)),
-                (false, _) => registry.problems.push(Problem::error(
-                    format!("v2/{name}/manifests/{}", f.name),
-                    Kind::InvalidTag,
-                    if is_digest {
-                        "neither a valid tag nor a sha256 digest; left out"
-                    } else {
-                        "tag is not valid OCI grammar ([a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}); left out"
-                    },
-                )),
+                match Tag::parse(&f.name) {
+                    Some(t) => tags.push(Named::Tag(name, t, f)),
+                    None => registry.problems.push(Problem::error(
+                        layout::manifest_file(name, &f.name),
+                        Kind::InvalidTag,
+                        "tag is not valid OCI grammar ([a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}); left out",
+                    )),
+                }
             }
         }
     }
 
-    // Tags first: their digests tell which digest files need no reading.
-    let tag_paths = tags
-        .iter()
-        .map(|(n, f)| file_path(&root, n, "manifests", f))
-        .collect();
-    let tag_reads = read_all(tag_paths, options.thorough)?;
-    let mut tag_digests: HashSet<(&str, &str)> = HashSet::new();
-    let mut repos: BTreeMap<String, Repository> = BTreeMap::new();
-    let ensure = |repos: &mut BTreeMap<String, Repository>, name: &str| {
-        if !repos.contains_key(name) {
-            repos.insert(
-                name.to_string(),
-                Repository {
-                    name: name.to_string(),
-                    ..Repository::default()
-                },
-            );
+    let mut repos: BTreeMap<Name, Repository> = BTreeMap::new();
+    let path_of = |n: &Named| match n {
+        Named::Tag(name, _, f) | Named::Digest(name, _, f) => {
+            file_path(&root, name, "manifests", f)
         }
     };
-    for ((name, f), read) in tags.iter().zip(&tag_reads) {
-        ensure(&mut repos, name);
-        let repo = repos.get_mut(*name).expect("ensured");
+    // Which digest files must be read: all when thorough (in the same pass as
+    // the tags, so a tag and its hard-linked digest copy are read once), else
+    // only those no tag of the same repository accounts for, known after the tags.
+    let (tag_reads, digest_reads, to_read) = if options.thorough {
+        let mut paths: Vec<PathBuf> = tags.iter().map(path_of).collect();
+        paths.extend(digests.iter().map(path_of));
+        let (mut reads, opened) = read_all(&paths, true)?;
+        registry.facts.manifest_reads += opened;
+        let digest_reads = reads.split_off(tags.len());
+        (reads, digest_reads, digests.iter().collect::<Vec<_>>())
+    } else {
+        let paths: Vec<PathBuf> = tags.iter().map(path_of).collect();
+        let (reads, opened) = read_all(&paths, false)?;
+        registry.facts.manifest_reads += opened;
+        (reads, Vec::new(), Vec::new())
+    };
+
+    let mut tag_digests: HashSet<(&Name, Digest)> = HashSet::new();
+    for (named, read) in tags.iter().zip(&tag_reads) {
+        let Named::Tag(name, tag, _) = named else {
+            continue;
+        };
+        let repo = repos
+            .entry((*name).clone())
+            .or_insert_with(|| Repository::new((*name).clone()));
         match read.as_ref() {
             Read::Bad(kind, message) => registry.problems.push(Problem::error(
-                format!("v2/{name}/manifests/{}", f.name),
+                layout::manifest_file(name, tag),
                 *kind,
                 message.clone(),
             )),
@@ -341,98 +372,100 @@ fn build_repositories(
                 size,
                 parsed,
             } => {
-                repo.manifests
-                    .entry(digest.clone())
-                    .or_insert_with(|| Manifest {
-                        media_type: parsed.media_type,
-                        size: *size,
-                        references: parsed.references.clone(),
-                        digest_file: false,
-                        first_tag: Some(f.name.clone()),
-                    });
-                repo.tags.insert(f.name.clone(), digest.clone());
-                tag_digests.insert((name, digest.as_str()));
+                repo.manifests.entry(*digest).or_insert_with(|| Manifest {
+                    media_type: parsed.media_type,
+                    size: *size,
+                    references: parsed.references.clone(),
+                    digest_file: false,
+                    first_tag: Some(tag.clone()),
+                });
+                repo.tags.insert(tag.clone(), *digest);
+                tag_digests.insert((name, *digest));
             }
         }
     }
+    drop(tag_reads);
 
-    // Digest files: known from a tag (unless thorough), or read now.
-    let mut to_read: Vec<(&str, &Found)> = Vec::new();
-    for (name, f) in &digests {
-        if !options.thorough && tag_digests.contains(&(*name, f.name.as_str())) {
-            if let Some(m) = repos
-                .get_mut(*name)
-                .and_then(|r| r.manifests.get_mut(&f.name))
-            {
-                m.digest_file = true;
+    let (to_read, digest_reads) = if options.thorough {
+        (to_read, digest_reads)
+    } else {
+        let mut to_read = Vec::new();
+        for named in &digests {
+            let Named::Digest(name, d, _) = named else {
+                continue;
+            };
+            if tag_digests.contains(&(*name, *d)) {
+                if let Some(m) = repos.get_mut(*name).and_then(|r| r.manifests.get_mut(d)) {
+                    m.digest_file = true;
+                }
+            } else {
+                to_read.push(named);
             }
-        } else {
-            to_read.push((name, f));
         }
-    }
-    let paths = to_read
-        .iter()
-        .map(|(n, f)| file_path(&root, n, "manifests", f))
-        .collect();
-    let digest_reads = read_all(paths, options.thorough)?;
-    for ((name, f), read) in to_read.iter().zip(&digest_reads) {
-        let rel = || format!("v2/{name}/manifests/{}", f.name);
+        let paths: Vec<PathBuf> = to_read.iter().map(|n| path_of(n)).collect();
+        let (reads, opened) = read_all(&paths, false)?;
+        registry.facts.manifest_reads += opened;
+        (to_read, reads)
+    };
+    for (named, read) in to_read.iter().zip(&digest_reads) {
+        let Named::Digest(name, named_digest, _) = named else {
+            continue;
+        };
+        let rel = || layout::manifest_file(name, named_digest);
         match read.as_ref() {
             Read::Bad(kind, message) => {
                 registry
                     .problems
                     .push(Problem::error(rel(), *kind, message.clone()))
             }
-            Read::Ok { digest, .. } if digest != &f.name => registry.problems.push(Problem::error(
-                rel(),
-                Kind::DigestMismatch,
-                format!("bytes hash to {digest}, not to the file's name; left out"),
-            )),
+            Read::Ok { digest, .. } if digest != named_digest => {
+                registry.problems.push(Problem::error(
+                    rel(),
+                    Kind::DigestMismatch,
+                    format!("bytes hash to {digest}, not to the file's name; left out"),
+                ))
+            }
             Read::Ok {
                 digest,
                 size,
                 parsed,
             } => {
-                ensure(&mut repos, name);
-                let repo = repos.get_mut(*name).expect("ensured");
-                let m = repo
-                    .manifests
-                    .entry(digest.clone())
-                    .or_insert_with(|| Manifest {
-                        media_type: parsed.media_type,
-                        size: *size,
-                        references: parsed.references.clone(),
-                        digest_file: true,
-                        first_tag: None,
-                    });
+                let repo = repos
+                    .entry((*name).clone())
+                    .or_insert_with(|| Repository::new((*name).clone()));
+                let m = repo.manifests.entry(*digest).or_insert_with(|| Manifest {
+                    media_type: parsed.media_type,
+                    size: *size,
+                    references: parsed.references.clone(),
+                    digest_file: true,
+                    first_tag: None,
+                });
                 m.digest_file = true;
             }
         }
     }
-    drop(tag_reads);
     drop(digest_reads);
 
     // Blobs: listed; stat'ed for sizes only when asked.
-    let mut blob_list: Vec<(&str, &Found)> = Vec::new();
+    let mut blob_list: Vec<(&Name, Digest, &Found)> = Vec::new();
     for (name, repo) in raw {
         for f in &repo.blobs {
-            if grammar::is_valid_digest(&f.name) {
-                blob_list.push((name, f));
-            } else {
-                registry.problems.push(Problem::error(
+            match Digest::parse(&f.name) {
+                Some(d) => blob_list.push((name, d, f)),
+                None => registry.problems.push(Problem::error(
                     format!("v2/{name}/blobs/{}", f.name),
                     Kind::InvalidBlobName,
                     "blob file name is not sha256:<64 lowercase hex>; left out",
-                ));
+                )),
             }
         }
     }
     let sizes: Vec<Option<u64>> = if options.thorough || options.blob_sizes {
-        let stats = parallel::map(&blob_list, |(name, f)| {
+        let stats = parallel::map(&blob_list, |(name, _, f)| {
             fs::metadata(file_path(&root, name, "blobs", f)).map(|m| m.len())
         });
         let mut sizes = Vec::with_capacity(stats.len());
-        for ((name, f), s) in blob_list.iter().zip(stats) {
+        for ((name, _, f), s) in blob_list.iter().zip(stats) {
             sizes.push(Some(s.with_context(|| {
                 format!("cannot stat v2/{name}/blobs/{}", f.name)
             })?));
@@ -441,24 +474,16 @@ fn build_repositories(
     } else {
         vec![None; blob_list.len()]
     };
-    for ((name, f), size) in blob_list.iter().zip(sizes) {
-        if f.target.is_some() {
-            registry.problems.push(Problem::warning(
-                format!("v2/{name}/blobs/{}", f.name),
-                Kind::SymlinkInside,
-                "blob is a symlink: nginx's config refuses symlinked blobs (disable_symlinks); use a hard link",
-            ));
-        }
-        ensure(&mut repos, name);
+    for ((name, digest, _), size) in blob_list.iter().zip(sizes) {
         repos
-            .get_mut(*name)
-            .expect("ensured")
+            .entry((*name).clone())
+            .or_insert_with(|| Repository::new((*name).clone()))
             .blobs
-            .insert(f.name.clone(), size);
+            .insert(*digest, size);
     }
 
     for (name, repo) in repos {
-        if name == INDEX_FILE {
+        if name.as_str() == layout::INDEX_FILE {
             registry.problems.push(Problem::error(
                 format!("v2/{name}"),
                 Kind::ReservedName,
@@ -466,16 +491,14 @@ fn build_repositories(
             ));
             continue;
         }
-        let colliding: Vec<&str> = repo.case_colliding_tags().into_iter().collect();
-        if !colliding.is_empty() {
-            registry.problems.push(Problem::error(
-                format!("v2/{name}/manifests/{}", colliding[0]),
-                Kind::CaseCollision,
-                format!(
-                    "tags {} differ only by case: Netlify matches paths case-insensitively and cannot serve them apart (nginx, Pages and S3 can)",
-                    colliding.join(", ")
-                ),
-            ));
+        for (digest, m) in &repo.manifests {
+            if m.media_type.is_schema1() {
+                registry.problems.push(Problem::warning(
+                    repo.manifest_source(digest),
+                    Kind::Schema1,
+                    "Docker schema 1 manifest: Docker 28+ and containerd 2.0+ refuse to pull it (skopeo and podman still read it); convert it, e.g. `skopeo copy --format v2s2`",
+                ));
+            }
         }
         if !repo.manifests.is_empty() || !repo.blobs.is_empty() {
             registry.repositories.insert(name, repo);
@@ -493,27 +516,36 @@ fn check_references(registry: &mut Registry) {
     for repo in registry.repositories.values() {
         for (digest, manifest) in &repo.manifests {
             for r in manifest.references.iter() {
-                let (found, what) = match r.role {
-                    Role::Subject => continue,
-                    Role::Child => (
-                        repo.manifests.get(&r.digest).map(|m| Some(m.size)),
+                let (found, what) = match (r.role, &r.digest) {
+                    (Role::Subject, _) => continue,
+                    (Role::Config | Role::Layer, _) if r.external => continue,
+                    (_, Err(_)) => (
+                        None,
+                        if r.role == Role::Child {
+                            Kind::MissingManifest
+                        } else {
+                            Kind::MissingBlob
+                        },
+                    ),
+                    (Role::Child, Ok(d)) => (
+                        repo.manifests.get(d).map(|m| Some(m.size)),
                         Kind::MissingManifest,
                     ),
-                    Role::Config | Role::Layer => {
-                        if r.external {
-                            continue;
-                        }
-                        (repo.blobs.get(&r.digest).copied(), Kind::MissingBlob)
+                    (Role::Config | Role::Layer, Ok(d)) => {
+                        (repo.blobs.get(d).copied(), Kind::MissingBlob)
                     }
+                };
+                let shown = match &r.digest {
+                    Ok(d) => d.to_string(),
+                    Err(s) => s.to_string(),
                 };
                 match (found, r.size) {
                     (None, _) => problems.push(Problem::error(
                         repo.manifest_source(digest),
                         what,
                         format!(
-                            "manifest {digest} references {} {} which is not in v2/{}/{}",
+                            "manifest {digest} references {} {shown} which is not in v2/{}/{}",
                             r.role.as_str(),
-                            r.digest,
                             repo.name,
                             if what == Kind::MissingBlob { "blobs" } else { "manifests" }
                         ),
@@ -523,9 +555,8 @@ fn check_references(registry: &mut Registry) {
                             repo.manifest_source(digest),
                             Kind::SizeMismatch,
                             format!(
-                                "manifest {digest} says {} {} has {stated} bytes; the file has {actual}",
+                                "manifest {digest} says {} {shown} has {stated} bytes; the file has {actual}",
                                 r.role.as_str(),
-                                r.digest
                             ),
                         ))
                     }
@@ -535,4 +566,57 @@ fn check_references(registry: &mut Registry) {
         }
     }
     registry.problems.extend(problems);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("registrish-scan-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("v2/a/manifests")).unwrap();
+        fs::create_dir_all(dir.join("v2/a/blobs")).unwrap();
+        dir
+    }
+
+    /// Regression (issue 8, bug 4): `check` reads a tag and its hard-linked
+    /// digest copy once, across the tag and digest passes.
+    #[test]
+    fn each_inode_is_read_once() {
+        let dir = tree("inodes");
+        let config = br#"{"architecture":"amd64","os":"linux"}"#;
+        let config_digest = digest::of_bytes(config);
+        fs::write(dir.join(format!("v2/a/blobs/{config_digest}")), config).unwrap();
+        let mut inodes = 0;
+        for i in 0..3 {
+            let m = format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[],"annotations":{{"n":"{i}"}}}}"#,
+                config.len()
+            );
+            let d = digest::of_bytes(m.as_bytes());
+            let tag = dir.join(format!("v2/a/manifests/t{i}"));
+            fs::write(&tag, &m).unwrap();
+            fs::hard_link(&tag, dir.join(format!("v2/a/manifests/{d}"))).unwrap();
+            fs::hard_link(&tag, dir.join(format!("v2/a/manifests/u{i}"))).unwrap();
+            inodes += 1;
+        }
+        let thorough = scan(
+            &dir,
+            Options {
+                thorough: true,
+                blob_sizes: true,
+            },
+        )
+        .unwrap();
+        assert_eq!(thorough.facts.manifest_reads, inodes);
+        assert_eq!(thorough.tag_count(), 6);
+        assert_eq!(thorough.manifest_count(), 3);
+        assert!(thorough.problems.is_empty(), "{:?}", thorough.problems);
+        let quick = scan(&dir, Options::default()).unwrap();
+        // Not deduplicated by default (no stat per file): every tag file, no digest file.
+        assert_eq!(quick.facts.manifest_reads, 6);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

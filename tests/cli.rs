@@ -82,7 +82,11 @@ fn check_reports_every_planted_problem_at_once() {
             })
             .collect();
         for (path, kind, needs) in f.problems() {
-            let expect = needs.is_none() || verify;
+            let expect = match needs.as_deref() {
+                None => true,
+                Some("--verify-blobs") => verify,
+                Some(_) => false,
+            };
             let present = found.contains(&(path.clone(), kind.clone()));
             assert_eq!(
                 present, expect,
@@ -104,6 +108,36 @@ fn check_reports_every_planted_problem_at_once() {
                 );
             }
         }
+    }
+}
+
+/// Problems only one host has are reported by `check --host` for that host, and as one hint
+/// line by plain `check`.
+#[test]
+fn check_host_reports_what_only_that_host_cannot_serve() {
+    let f = fixture::build("hostile", &[]);
+    let tree = f.tree();
+    let tree = tree.to_str().unwrap();
+    for (path, kind, needs) in f.problems() {
+        let Some(host) = needs.as_deref().and_then(|n| n.strip_prefix("--host ")) else {
+            continue;
+        };
+        let out = run_bin(["check", tree, "--host", host], f.dir.path());
+        assert_eq!(code(&out), 1);
+        let line = format!("error: {path}: ");
+        let stdout = text(&out.stdout);
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(&line) && l.ends_with(&format!("[{kind}]"))),
+            "{stdout}"
+        );
+        let plain = text(&run_bin(["check", tree], f.dir.path()).stdout);
+        assert!(!plain.contains(&format!("[{kind}]")), "{plain}");
+        assert!(
+            plain.contains(&format!("see `check --host {host}`")),
+            "{plain}"
+        );
     }
 }
 

@@ -11,7 +11,7 @@
 //! never shows a client a tag before its blobs and manifests: blobs, digest
 //! manifests (children first), tags. Then `prepare` completes the tree.
 
-pub mod source;
+pub(crate) mod source;
 
 use crate::grammar;
 use crate::media::{self, Role};
@@ -203,7 +203,7 @@ fn visit(
     let bytes = source
         .read_small(&bytes_at)
         .with_context(|| format!("reading manifest {digest}"))?;
-    let actual = crate::digest::of_bytes(&bytes);
+    let actual = crate::digest::of_bytes(&bytes).to_string();
     if actual != digest {
         bail!(
             "{}: manifest {digest} holds bytes that hash to {actual}; nothing imported",
@@ -213,21 +213,25 @@ fn visit(
     let parsed = media::parse(&bytes)
         .map_err(|e| anyhow::anyhow!("{}: manifest {digest}: {e:?}", source.path.display()))?;
     for r in parsed.references.iter() {
+        let referenced = match &r.digest {
+            Ok(d) => d.to_string(),
+            Err(text) => text.to_string(),
+        };
         match r.role {
             Role::Subject => {}
-            Role::Child => visit(source, &r.digest, graph, seen)?,
+            Role::Child => visit(source, &referenced, graph, seen)?,
             Role::Config | Role::Layer => {
-                if !grammar::is_valid_digest(&r.digest) {
+                if r.digest.is_err() {
                     bail!(
                         "{}: {} {:?} is not a sha256 digest",
                         source.path.display(),
                         r.role.as_str(),
-                        r.digest
+                        referenced
                     );
                 }
-                match source.locate(&r.digest) {
+                match source.locate(&referenced) {
                     Some(b) => {
-                        graph.blobs.insert(r.digest.clone(), b);
+                        graph.blobs.insert(referenced.clone(), b);
                     }
                     // Foreign layers are fetched from their URLs by clients.
                     None if r.external => {}
@@ -235,7 +239,7 @@ fn visit(
                         "{} lacks {} {} of manifest {digest}; export the image again (with --all for every platform)",
                         source.path.display(),
                         r.role.as_str(),
-                        r.digest
+                        referenced
                     ),
                 }
             }
@@ -265,7 +269,7 @@ fn stage(
     {
         let (actual, _) =
             crate::digest::copy(fs::File::open(dest)?, std::io::sink(), Some(progress))?;
-        if actual != digest {
+        if actual.to_string() != digest {
             bail!(
                 "{} hashes to {actual}, not {digest}; nothing imported",
                 path.display()
@@ -280,7 +284,7 @@ fn stage(
     let (actual, len) = crate::digest::copy(r, &mut w, Some(progress))
         .with_context(|| format!("copying {digest}"))?;
     w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    if actual != digest {
+    if actual.to_string() != digest {
         bail!(
             "{} holds bytes for {digest} that hash to {actual}; nothing imported",
             source.path.display()
@@ -422,7 +426,9 @@ pub fn import(req: &Request) -> Result<Report> {
         for (digest, tags) in &chosen {
             for tag in tags {
                 let dest = repo.join("manifests").join(tag);
-                let bytes = by_digest[digest.as_str()];
+                let Some(bytes) = by_digest.get(digest.as_str()).copied() else {
+                    bail!("{}: image {digest} was not read", source.path.display());
+                };
                 report.tags.push(tag.clone());
                 if fs::read(&dest).ok().as_ref() == Some(bytes) {
                     continue;

@@ -230,7 +230,7 @@ fn open_oci_dir(path: &Path) -> Result<Source> {
 fn open_skopeo_dir(path: &Path) -> Result<Source> {
     let top = path.join("manifest.json");
     let bytes = fs::read(&top).with_context(|| format!("cannot read {}", top.display()))?;
-    let digest = digest::of_bytes(&bytes);
+    let digest = digest::of_bytes(&bytes).to_string();
     let mut known = HashMap::new();
     known.insert(digest.clone(), Bytes::File(top));
     Ok(Source {
@@ -327,8 +327,15 @@ struct LegacyEntry {
 
 fn open_archive(path: &Path) -> Result<Source> {
     let members = index_tar(path)?;
+    // A name the archive's own index lists may still be missing from it: a
+    // crafted or truncated archive is an error naming the member, not a panic.
     let read_member = |name: &str| -> Result<Vec<u8>> {
-        let (offset, len) = members[name];
+        let Some(&(offset, len)) = members.get(name) else {
+            bail!(
+                "{}: {name} is listed but not in the archive",
+                path.display()
+            );
+        };
         let mut f = File::open(path)?;
         f.seek(SeekFrom::Start(offset))?;
         let mut v = Vec::with_capacity(len as usize);
@@ -383,7 +390,7 @@ fn open_archive(path: &Path) -> Result<Source> {
             })
         };
         let config = read_member(&entry.config)?;
-        let config_digest = digest::of_bytes(&config);
+        let config_digest = digest::of_bytes(&config).to_string();
         known.insert(
             config_digest.clone(),
             Bytes::Memory(std::sync::Arc::new(config.clone())),
@@ -397,7 +404,7 @@ fn open_archive(path: &Path) -> Result<Source> {
             let mut head = [0u8; 2];
             let _ = (&mut f).take(2).read(&mut head)?;
             f.seek(SeekFrom::Start(offset))?;
-            let (d, _) = digest::of_reader(f.take(len))?;
+            let d = digest::of_reader(f.take(len))?.0.to_string();
             let media_type = if head == [0x1f, 0x8b] {
                 "application/vnd.docker.image.rootfs.diff.tar.gzip"
             } else {
@@ -417,7 +424,7 @@ fn open_archive(path: &Path) -> Result<Source> {
             "layers": layers,
         });
         let bytes = serde_json::to_vec_pretty(&manifest)?;
-        let manifest_digest = digest::of_bytes(&bytes);
+        let manifest_digest = digest::of_bytes(&bytes).to_string();
         known.insert(
             manifest_digest.clone(),
             Bytes::Memory(std::sync::Arc::new(bytes)),

@@ -18,13 +18,11 @@
 //! The output is the body of `PUT /zones/{zone_id}/rulesets/phases/
 //! http_response_headers_transform/entrypoint`, written with serde_json.
 
-use super::{Rendered, Templates};
+use super::{Ctx, Host, NoOptions};
 use crate::model::Registry;
-use crate::settings::Common;
+use crate::output::Shape;
 use anyhow::Result;
 use serde_json::{Value, json};
-
-pub const PHASE: &str = "http_response_headers_transform";
 /// `sha256:` plus 64 hex digits: the end of every digest path.
 const DIGEST_LEN: usize = 71;
 
@@ -40,7 +38,7 @@ fn rule(description: &str, expression: String, header: &str, value: Value) -> Va
 
 /// The ruleset body. It depends on no file of the tree (every rule matches by
 /// path shape), so it stays valid when the registry changes.
-pub fn ruleset() -> Value {
+pub(crate) fn ruleset() -> Value {
     let v2 = r#"starts_with(http.request.uri.path, "/v2/")"#;
     // 200 and 206 (Range): an error page must not claim a digest.
     let found = "http.response.code in {200 206}";
@@ -73,25 +71,33 @@ pub fn ruleset() -> Value {
     })
 }
 
-pub fn render(_registry: &Registry, _common: &Common, _templates: &Templates) -> Result<Rendered> {
-    let mut text = serde_json::to_string_pretty(&ruleset())?;
-    text.push('\n');
-    Ok(Rendered {
-        text,
-        problems: Vec::new(),
-    })
+pub(crate) struct CloudflareRules;
+
+impl Host for CloudflareRules {
+    const NAME: &'static str = "cloudflare-rules";
+    const ABOUT: &'static str =
+        "Render a Cloudflare Response Header Transform ruleset (JSON) for an R2 bucket's domain.";
+    const TITLE: &'static str = "Cloudflare Transform Rules";
+    const TEMPLATES: &'static [&'static str] = &[];
+    const OUTPUT: Shape = Shape::Stdout;
+    const OUTPUT_HELP: &'static str = "Write to FILE atomically instead of standard output.";
+    type Options = NoOptions;
+    type Settings = ();
+
+    fn settings(_: NoOptions, _: &NoOptions, _: &Registry) -> Result<()> {
+        Ok(())
+    }
+
+    fn render(_registry: &Registry, _: &(), _: &Ctx) -> Result<Vec<String>> {
+        let mut text = serde_json::to_string_pretty(&ruleset())?;
+        text.push('\n');
+        Ok(vec![text])
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn digest_expression_takes_the_trailing_digest() {
-        let path = format!("/v2/team/app/api/blobs/sha256:{}", "ab".repeat(32));
-        let tail = &path[path.len() - DIGEST_LEN..];
-        assert!(tail.starts_with("sha256:") && tail.len() == 71);
-    }
 
     #[test]
     fn rules_have_the_documented_shape() {

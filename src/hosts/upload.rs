@@ -18,20 +18,20 @@
 //! makes a re-run after an interruption finish the job, and a re-publish upload
 //! only what is new. Tags and lists move, so they are always uploaded.
 
-use super::{Rendered, Templates};
+use crate::grammar::Digest;
+use crate::layout;
 use crate::media::{MediaType, Role};
 use crate::model::{Registry, Repository};
+use crate::routes::{self, JSON, OCTET_STREAM};
 use crate::settings::Common;
+use crate::templates::Templates;
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 
-pub const OCTET_STREAM: &str = "application/octet-stream";
-pub const JSON: &str = "application/json";
-
 /// One upload command's worth of files: same headers, same skip rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Phase {
+pub(crate) struct Phase {
     /// What the script prints, e.g. "blobs" or "tags".
     pub title: String,
     pub content_type: &'static str,
@@ -43,38 +43,32 @@ pub struct Phase {
 
 impl Phase {
     /// The Cache-Control a store should keep with the objects, as nginx sends it.
-    pub fn cache_control(&self, common: &Common) -> String {
+    pub(crate) fn cache_control(&self, common: &Common) -> String {
         if self.content_addressed {
-            format!("public, max-age={}, immutable", common.immutable_max_age)
+            common.immutable_cache()
         } else {
-            format!("public, max-age={}", common.tag_max_age)
+            common.tag_cache()
         }
     }
 }
 
 /// The ordered phases of an upload.
 #[derive(Debug, Clone)]
-pub struct Plan {
-    pub phases: Vec<Phase>,
+struct Plan {
+    phases: Vec<Phase>,
 }
 
 impl Plan {
-    pub fn object_count(&self) -> usize {
+    fn object_count(&self) -> usize {
         self.phases.iter().map(|p| p.paths.len()).sum()
     }
-}
-
-/// The `/v2/` body, which S3 website endpoints and Storj's linksharing serve
-/// for `/v2/` (their index document).
-pub fn index_path() -> String {
-    format!("v2/{}", crate::scan::INDEX_FILE)
 }
 
 /// Builds the plan from the model. The tree must be prepared: the scripts
 /// upload files as they are on disk, and digest files, `tags/list`,
 /// `_catalog`, the `/v2/` body and the error bodies come from `prepare`.
-pub fn plan(registry: &Registry) -> Result<Plan> {
-    let missing = crate::prepare::pending(registry);
+fn plan(registry: &Registry) -> Result<Plan> {
+    let missing = routes::pending(registry).len();
     if missing > 0 {
         bail!(
             "{missing} files the upload needs are missing or stale in {}: run `registrish-gen prepare {}` first (uploads send the tree's files as they are)",
@@ -87,19 +81,19 @@ pub fn plan(registry: &Registry) -> Result<Plan> {
     // lists manifests of levels below n.
     let mut by_level: BTreeMap<(usize, MediaType), Vec<String>> = BTreeMap::new();
     let mut tags: BTreeMap<MediaType, Vec<String>> = BTreeMap::new();
-    for (name, repo) in &registry.repositories {
+    for repo in registry.repositories.values() {
         blobs.extend(repo.blobs.keys().map(|d| repo.blob_path(d)));
         let levels = levels(repo)?;
-        for (digest, manifest) in &repo.manifests {
-            by_level
-                .entry((levels[digest.as_str()], manifest.media_type))
-                .or_default()
-                .push(format!("v2/{name}/manifests/{digest}"));
-        }
-        for (tag, digest) in &repo.tags {
-            tags.entry(repo.manifests[digest].media_type)
-                .or_default()
-                .push(format!("v2/{name}/manifests/{tag}"));
+        for route in routes::manifests(repo) {
+            // Keys are paths in the tree: the request path without its `/`.
+            let key = route.path()[1..].to_string();
+            match route.tag() {
+                Some(_) => tags.entry(route.media_type).or_default().push(key),
+                None => by_level
+                    .entry((levels[route.digest], route.media_type))
+                    .or_default()
+                    .push(key),
+            }
         }
     }
     let mut phases = vec![Phase {
@@ -133,7 +127,7 @@ pub fn plan(registry: &Registry) -> Result<Plan> {
         title: "tags/list, _catalog, /v2/ and error bodies".into(),
         content_type: JSON,
         content_addressed: false,
-        paths: crate::prepare::generated_files(registry)
+        paths: routes::generated_files(registry)
             .into_iter()
             .map(|(rel, _)| rel)
             .collect(),
@@ -150,12 +144,12 @@ pub fn plan(registry: &Registry) -> Result<Plan> {
 /// Each manifest's level: 0 when it lists no manifest of this repository,
 /// else one more than the highest level it lists. Uploading level by level
 /// puts every index after its children, however deeply indexes nest.
-fn levels(repo: &Repository) -> Result<HashMap<&str, usize>> {
+fn levels(repo: &Repository) -> Result<HashMap<&Digest, usize>> {
     fn visit<'a>(
         repo: &'a Repository,
-        digest: &'a str,
-        done: &mut HashMap<&'a str, usize>,
-        path: &mut Vec<&'a str>,
+        digest: &'a Digest,
+        done: &mut HashMap<&'a Digest, usize>,
+        path: &mut Vec<&'a Digest>,
     ) -> Result<usize> {
         if let Some(&level) = done.get(digest) {
             return Ok(level);
@@ -170,9 +164,14 @@ fn levels(repo: &Repository) -> Result<HashMap<&str, usize>> {
         }
         path.push(digest);
         let mut level = 0;
-        for r in repo.manifests[digest].references.iter() {
-            if r.role == Role::Child && repo.manifests.contains_key(&r.digest) {
-                level = level.max(1 + visit(repo, &r.digest, done, path)?);
+        let Some(manifest) = repo.manifests.get(digest) else {
+            return Ok(0);
+        };
+        for r in manifest.references.iter() {
+            if let (Role::Child, Ok(child)) = (r.role, &r.digest)
+                && let Some((child, _)) = repo.manifests.get_key_value(child)
+            {
+                level = level.max(1 + visit(repo, child, done, path)?);
             }
         }
         path.pop();
@@ -190,13 +189,13 @@ fn levels(repo: &Repository) -> Result<HashMap<&str, usize>> {
 /// includes the shared driver; `store` is its own settings (bucket, ...);
 /// `upload_args` gives each phase's options for the store's upload command
 /// (its headers), one shell word each.
-pub fn render_script(
+pub(crate) fn render_script(
     registry: &Registry,
     templates: &Templates,
     template: &str,
     store: Value,
     upload_args: impl Fn(&Phase) -> Vec<String>,
-) -> Result<Rendered> {
+) -> Result<String> {
     let plan = plan(registry)?;
     let Some(tree) = registry.root.to_str() else {
         bail!(
@@ -221,15 +220,14 @@ pub fn render_script(
     let context = json!({
         "tree": tree,
         "store": store,
-        "index": index_path(),
+        // The `/v2/` body, which S3 website endpoints and Storj's
+        // linksharing serve for `/v2/` (their index document).
+        "index": layout::index_file(),
         "phase_count": phases.len(),
         "object_count": plan.object_count(),
         "phases": phases,
     });
-    Ok(Rendered {
-        text: templates.render_value(template, context)?,
-        problems: Vec::new(),
-    })
+    templates.render_value(template, context)
 }
 
 #[cfg(test)]
@@ -239,15 +237,15 @@ mod tests {
     use crate::model::Manifest;
     use std::sync::Arc;
 
-    fn digest(n: u8) -> String {
-        format!("sha256:{}", format!("{n:02x}").repeat(32))
+    fn digest(n: u8) -> Digest {
+        Digest::parse(&format!("sha256:{}", format!("{n:02x}").repeat(32))).unwrap()
     }
 
-    fn manifest(media_type: MediaType, children: &[&str]) -> Manifest {
+    fn manifest(media_type: MediaType, children: &[&Digest]) -> Manifest {
         let references: Vec<Reference> = children
             .iter()
             .map(|d| Reference {
-                digest: d.to_string(),
+                digest: Ok(**d),
                 size: Some(1),
                 role: Role::Child,
                 external: false,
@@ -265,36 +263,31 @@ mod tests {
     #[test]
     fn indexes_come_after_everything_they_list() {
         let (a, b, inner, outer) = (digest(1), digest(2), digest(3), digest(4));
-        let mut repo = Repository {
-            name: "demo/x".into(),
-            ..Repository::default()
-        };
+        let mut repo = Repository::new(crate::grammar::Name::parse("demo/x").unwrap());
         repo.manifests
-            .insert(a.clone(), manifest(MediaType::OciManifest, &[]));
+            .insert(a, manifest(MediaType::OciManifest, &[]));
         repo.manifests
-            .insert(b.clone(), manifest(MediaType::DockerManifest, &[]));
+            .insert(b, manifest(MediaType::DockerManifest, &[]));
         repo.manifests
-            .insert(inner.clone(), manifest(MediaType::OciIndex, &[&a, &b]));
+            .insert(inner, manifest(MediaType::OciIndex, &[&a, &b]));
         // An index of an index, and a child that is not in the tree.
-        repo.manifests.insert(
-            outer.clone(),
-            manifest(MediaType::OciIndex, &[&inner, &digest(9)]),
-        );
+        repo.manifests
+            .insert(outer, manifest(MediaType::OciIndex, &[&inner, &digest(9)]));
         let levels = levels(&repo).unwrap();
-        assert_eq!(levels[a.as_str()], 0);
-        assert_eq!(levels[b.as_str()], 0);
-        assert_eq!(levels[inner.as_str()], 1);
-        assert_eq!(levels[outer.as_str()], 2);
+        assert_eq!(levels[&a], 0);
+        assert_eq!(levels[&b], 0);
+        assert_eq!(levels[&inner], 1);
+        assert_eq!(levels[&outer], 2);
     }
 
     #[test]
     fn a_cycle_is_refused() {
         let (a, b) = (digest(1), digest(2));
-        let mut repo = Repository::default();
+        let mut repo = Repository::new(crate::grammar::Name::parse("x").unwrap());
         repo.manifests
-            .insert(a.clone(), manifest(MediaType::OciIndex, &[&b]));
+            .insert(a, manifest(MediaType::OciIndex, &[&b]));
         repo.manifests
-            .insert(b.clone(), manifest(MediaType::OciIndex, &[&a]));
+            .insert(b, manifest(MediaType::OciIndex, &[&a]));
         assert!(levels(&repo).is_err());
     }
 }

@@ -10,89 +10,111 @@
 //! written: files over 25 MiB, more files than the plan allows, `_headers` or
 //! `_redirects` lines over 2,000 characters, and tags Pages would redirect.
 
-use super::Templates;
+use super::{Ctx, Host};
+use crate::layout;
 use crate::media::{MAX_MANIFEST_BYTES, MediaType};
-use crate::model::Registry;
-use crate::output::OutputFile;
-use crate::prepare;
-use crate::problem::{Kind, Problem, Severity};
-use crate::settings::Common;
+use crate::model::{Registry, SymlinkKind};
+use crate::output::Shape;
+use crate::problem::{Kind, Problem};
+use crate::routes;
 use anyhow::Result;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::Path;
 use walkdir::WalkDir;
 
 /// Pages refuses larger files (wrangler checks before upload).
-pub const MAX_FILE_BYTES: u64 = 25 * 1024 * 1024;
+pub(crate) const MAX_FILE_BYTES: u64 = 25 * 1024 * 1024;
 /// The Free plan's file count; paid plans allow more (`--max-files`).
-pub const DEFAULT_MAX_FILES: u64 = 20_000;
+pub(crate) const DEFAULT_MAX_FILES: u64 = 20_000;
 /// Pages ignores longer lines in `_headers` and `_redirects`.
-pub const MAX_RULE_LINE: usize = 2_000;
+pub(crate) const MAX_RULE_LINE: usize = 2_000;
 /// Files in the output directory that Pages reads as configuration, not assets.
 const NOT_ASSETS: &[&str] = &["_worker.js", "_routes.json", "_headers", "_redirects"];
 
-pub struct Rendered {
-    pub files: Vec<OutputFile>,
-    pub problems: Vec<Problem>,
+pub(crate) struct Cloudflare;
+
+/// `[cloudflare]` in registrish.toml, and the flags of `registrish-gen cloudflare`.
+#[derive(clap::Args, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CloudflareOptions {
+    /// Most files the Pages plan allows (Free: 20000).
+    #[arg(long, value_name = "N")]
+    pub max_files: Option<u64>,
 }
 
-pub fn render(
-    registry: &Registry,
-    common: &Common,
-    templates: &Templates,
-    dir: &Path,
-    max_files: u64,
-) -> Result<Rendered> {
-    let problems = pages_problems(registry, dir, max_files);
-    let context = json!({
-        "media_types": MediaType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
-        "errors": super::error_bodies(),
-        "max_manifest_bytes": MAX_MANIFEST_BYTES,
-        "tag_max_age": common.tag_max_age,
-        "immutable_max_age": common.immutable_max_age,
-    });
-    let worker = templates.render_value("cloudflare_worker.js.tera", context)?;
-    // Only registry paths run the worker; the rest of a site stays plain static assets.
-    let routes = serde_json::to_string_pretty(&json!({
-        "version": 1,
-        "include": ["/v2", "/v2/*"],
-        "exclude": [],
-    }))? + "\n";
-    Ok(Rendered {
-        files: vec![
-            OutputFile {
-                path: dir.join("_worker.js"),
-                contents: worker,
-            },
-            OutputFile {
-                path: dir.join("_routes.json"),
-                contents: routes,
-            },
-        ],
-        problems,
-    })
-}
+impl Host for Cloudflare {
+    const NAME: &'static str = "cloudflare";
+    const ABOUT: &'static str =
+        "Render Cloudflare Pages' `_worker.js` and `_routes.json` (any registry size).";
+    const TITLE: &'static str = "Cloudflare Pages";
+    const TEMPLATES: &'static [&'static str] = &["cloudflare_worker.js.tera"];
+    const OUTPUT: Shape = Shape::Directory(&["_worker.js", "_routes.json"]);
+    const OUTPUT_HELP: &'static str = "The Pages output directory to write into (default: TREE).";
+    type Options = CloudflareOptions;
+    type Settings = ();
 
-/// Everything Pages cannot host or serve, for this command and `check --host cloudflare`.
-pub fn pages_problems(registry: &Registry, dir: &Path, max_files: u64) -> Vec<Problem> {
-    let mut problems = limits(registry, dir, max_files);
-    for (name, repo) in &registry.repositories {
-        for tag in repo.tags.keys().filter(|t| t.ends_with(".html")) {
-            problems.push(Problem::error(
-                format!("v2/{name}/manifests/{tag}"),
-                Kind::HostUnservable,
-                "Pages redirects paths ending in .html, so this tag cannot be served there; left out",
-            ));
+    /// File sizes are Pages limits.
+    fn scan_options(_: &CloudflareOptions) -> crate::scan::Options {
+        crate::scan::Options {
+            blob_sizes: true,
+            ..crate::scan::Options::default()
         }
     }
-    for link in &registry.symlinks {
-        problems.push(Problem::error(
-            link,
-            Kind::HostUnservable,
-            "a symlink: wrangler neither uploads nor serves symlinks; use a hard link or a copy; left out",
-        ));
+
+    fn settings(_: CloudflareOptions, _: &CloudflareOptions, _: &Registry) -> Result<()> {
+        Ok(())
     }
-    problems
+
+    /// Everything Pages cannot host or serve: files over 25 MiB, more files
+    /// than the plan allows and long rule lines stop the command; `.html`
+    /// tags and symlinks are left out.
+    fn problems(registry: &Registry, options: &CloudflareOptions, site: &Path) -> Vec<Problem> {
+        let max_files = options.max_files.unwrap_or(DEFAULT_MAX_FILES);
+        let mut problems = limits(registry, site, max_files);
+        for (name, repo) in &registry.repositories {
+            for tag in repo.tags.keys().filter(|t| t.as_str().ends_with(".html")) {
+                problems.push(Problem::error(
+                    layout::manifest_file(name, tag),
+                    Kind::HostUnservable,
+                    "Pages redirects paths ending in .html, so this tag cannot be served there; left out",
+                ));
+            }
+        }
+        for link in registry
+            .facts
+            .symlinks
+            .iter()
+            .filter(|s| s.kind == SymlinkKind::Inside)
+        {
+            problems.push(Problem::error(
+                link.path.clone(),
+                Kind::HostUnservable,
+                "a symlink: wrangler neither uploads nor serves symlinks; use a hard link or a copy; left out",
+            ));
+        }
+        problems
+    }
+
+    fn render(_registry: &Registry, _: &(), ctx: &Ctx) -> Result<Vec<String>> {
+        let context = json!({
+            "media_types": MediaType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+            "errors": layout::error_bodies(),
+            "max_manifest_bytes": MAX_MANIFEST_BYTES,
+            "tag_max_age": ctx.common.tag_max_age,
+            "immutable_max_age": ctx.common.immutable_max_age,
+        });
+        let worker = ctx
+            .templates
+            .render_value("cloudflare_worker.js.tera", context)?;
+        // Only registry paths run the worker; the rest of a site stays plain static assets.
+        let routes = serde_json::to_string_pretty(&json!({
+            "version": 1,
+            "include": ["/v2", "/v2/*"],
+            "exclude": [],
+        }))? + "\n";
+        Ok(vec![worker, routes])
+    }
 }
 
 /// What Pages cannot host at all. Errors here stop the command before it writes.
@@ -150,8 +172,8 @@ fn limits(registry: &Registry, dir: &Path, max_files: u64) -> Vec<Problem> {
         }
     }
     // The tree once prepared: its files, the digest copies and lists prepare adds.
-    files += registry.file_count
-        + (prepare::generated_files(registry).len() + prepare::missing_digest_files(registry).len())
+    files += registry.facts.file_count
+        + (routes::generated_files(registry).len() + routes::missing_digest_files(registry).len())
             as u64;
     if files > max_files {
         problems.push(Problem::error(
@@ -191,13 +213,4 @@ fn long_lines(path: &Path, rel: &str) -> Vec<Problem> {
             })
         })
         .collect()
-}
-
-/// Problems that make the output unusable on Pages (as opposed to parts left out).
-pub fn is_fatal(p: &Problem) -> bool {
-    p.severity == Severity::Error
-        && matches!(
-            p.kind,
-            Kind::FileTooLarge | Kind::TooManyFiles | Kind::LineTooLong
-        )
 }

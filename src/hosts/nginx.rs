@@ -7,25 +7,47 @@
 //! served when their path is in the map, so a hostile or broken file on disk
 //! is never served as a manifest.
 
-use super::Templates;
 use super::address::{Listen, check_root_path, check_server_name};
+use super::{Ctx, Host};
+
+use crate::layout;
 use crate::media::MediaType;
-use crate::model::Registry;
-use crate::output::OutputFile;
-use crate::settings::{Common, FileConfig};
+use crate::model::{Registry, SymlinkKind};
+use crate::output::Shape;
+use crate::problem::{Kind, Problem};
+use crate::routes;
 use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::path::Path;
 
-pub const DEFAULT_LISTEN: &str = "80";
-pub const DEFAULT_SERVER_NAME: &str = "_";
+pub(crate) const DEFAULT_LISTEN: &str = "80";
+pub(crate) const DEFAULT_SERVER_NAME: &str = "_";
 
-/// The repository-name grammar as a PCRE, for the locations that serve files
-/// straight from disk (blobs, tags/list): a directory whose name fails the
-/// grammar is never reachable.
-pub const NAME_REGEX: &str =
-    "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*";
+pub(crate) struct Nginx;
 
-pub struct NginxSettings {
+/// `[nginx]` in registrish.toml, and the flags of `registrish-gen nginx`.
+#[derive(clap::Args, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NginxOptions {
+    /// `listen` address (default 80).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// `server_name` (default `_`).
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
+    /// Where nginx finds TREE (default: TREE's absolute path).
+    #[arg(long, value_name = "PATH")]
+    pub root_path: Option<String>,
+    /// Serve HTTPS with this certificate (PEM); clients want TLS from anything but localhost.
+    #[arg(long, value_name = "FILE", requires = "ssl_certificate_key")]
+    pub ssl_certificate: Option<String>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "ssl_certificate")]
+    pub ssl_certificate_key: Option<String>,
+}
+
+pub(crate) struct NginxSettings {
     pub listen: String,
     pub server_name: String,
     pub root_path: String,
@@ -33,37 +55,37 @@ pub struct NginxSettings {
     pub tls: Option<(String, String)>,
 }
 
-impl NginxSettings {
-    pub fn resolve(
-        listen: Option<String>,
-        server_name: Option<String>,
-        root_path: Option<String>,
-        tls: Option<(String, String)>,
-        file: &FileConfig,
+impl Host for Nginx {
+    const NAME: &'static str = "nginx";
+    const ABOUT: &'static str =
+        "Render an nginx http-context config (maps + one server block), e.g. conf.d/registry.conf.";
+    const TITLE: &'static str = "nginx";
+    const TEMPLATES: &'static [&'static str] = &["nginx.conf.tera"];
+    const OUTPUT: Shape = Shape::Stdout;
+    const OUTPUT_HELP: &'static str = "Write to FILE atomically instead of standard output.";
+    type Options = NginxOptions;
+    type Settings = NginxSettings;
+
+    fn settings(
+        o: NginxOptions,
+        _flags: &NginxOptions,
         registry: &Registry,
     ) -> Result<NginxSettings> {
-        if file.nginx.ssl_certificate.is_some() != file.nginx.ssl_certificate_key.is_some() {
+        if o.ssl_certificate.is_some() != o.ssl_certificate_key.is_some() {
             bail!("[nginx] ssl_certificate and ssl_certificate_key go together");
         }
-        let tls = tls.or_else(|| {
-            let (cert, key) = (&file.nginx.ssl_certificate, &file.nginx.ssl_certificate_key);
-            cert.clone().zip(key.clone())
+        let tls = o.ssl_certificate.zip(o.ssl_certificate_key);
+        let mut listen = o.listen.unwrap_or(if tls.is_some() {
+            "443".into()
+        } else {
+            DEFAULT_LISTEN.into()
         });
-        let mut listen = listen
-            .or_else(|| file.nginx.listen.clone())
-            .unwrap_or(if tls.is_some() {
-                "443".into()
-            } else {
-                DEFAULT_LISTEN.into()
-            });
         // HTTPS needs `ssl` on the listen line; the user may have written it already.
         if tls.is_some() && !listen.split_whitespace().any(|w| w == "ssl") {
             listen.push_str(" ssl");
         }
-        let server_name = server_name
-            .or_else(|| file.nginx.server_name.clone())
-            .unwrap_or(DEFAULT_SERVER_NAME.into());
-        let root_path = match root_path.or_else(|| file.nginx.root_path.clone()) {
+        let server_name = o.server_name.unwrap_or(DEFAULT_SERVER_NAME.into());
+        let root_path = match o.root_path {
             Some(p) => p,
             None => registry.root.to_string_lossy().into_owned(),
         };
@@ -96,6 +118,28 @@ impl NginxSettings {
             root_path,
         })
     }
+
+    /// `disable_symlinks` (on for every file served straight from disk)
+    /// answers 403 for a blob that is a symlink, even one inside the tree.
+    fn problems(registry: &Registry, _: &NginxOptions, _: &Path) -> Vec<Problem> {
+        registry
+            .facts
+            .symlinks
+            .iter()
+            .filter(|s| s.kind == SymlinkKind::Inside && s.path.contains("/blobs/"))
+            .map(|s| {
+                Problem::warning(
+                    s.path.clone(),
+                    Kind::SymlinkInside,
+                    "blob is a symlink: nginx's config refuses symlinked blobs (disable_symlinks); use a hard link",
+                )
+            })
+            .collect()
+    }
+
+    fn render(registry: &Registry, settings: &NginxSettings, ctx: &Ctx) -> Result<Vec<String>> {
+        render(registry, settings, ctx).map(|t| vec![t])
+    }
 }
 
 /// Sizes nginx's map hash so it is built on the first try. nginx starts its
@@ -113,46 +157,48 @@ fn regex_escape(s: &str) -> String {
     s.replace('.', "\\.")
 }
 
-pub fn render(
-    registry: &Registry,
-    common: &Common,
-    settings: &NginxSettings,
-    templates: &Templates,
-) -> Result<String> {
+fn render(registry: &Registry, settings: &NginxSettings, ctx: &Ctx) -> Result<String> {
     // Built straight into template values, one string per entry: at 200k
     // manifest paths, per-field objects would double peak memory.
     let mut manifests = Vec::with_capacity(registry.manifest_count() + registry.tag_count());
     let mut case_sensitive = Vec::new();
     let mut longest = 0;
-    for (name, repo) in &registry.repositories {
+    for repo in registry.repositories.values() {
         let colliding = repo.case_colliding_tags();
-        for (tag, digest) in &repo.tags {
-            let code = repo.manifests[digest].media_type.code();
-            let path = format!("/v2/{name}/manifests/{tag}");
-            longest = longest.max(path.len());
-            if colliding.contains(tag.as_str()) {
-                case_sensitive.push(Value::String(format!(
-                    "\"~^{}$\" {code}{digest}",
-                    regex_escape(&path)
-                )));
-            } else {
-                manifests.push(Value::String(format!("{path} {code}{digest}")));
+        for route in routes::manifests(repo) {
+            let code = route.media_type.code();
+            let path = route.path();
+            match route.tag() {
+                Some(tag) => {
+                    longest = longest.max(path.len());
+                    // nginx map keys match case-insensitively: tags that
+                    // differ only by case become case-sensitive regex keys.
+                    if colliding.contains(tag) {
+                        case_sensitive.push(Value::String(format!(
+                            "\"~^{}$\" {code}{}",
+                            regex_escape(&path),
+                            route.digest
+                        )));
+                    } else {
+                        manifests.push(Value::String(format!("{path} {code}{}", route.digest)));
+                    }
+                }
+                None => {
+                    let entry = format!("{path} {code}");
+                    longest = longest.max(entry.len() - 2);
+                    manifests.push(Value::String(entry));
+                }
             }
-        }
-        for (digest, m) in &repo.manifests {
-            let entry = format!("/v2/{name}/manifests/{digest} {}", m.media_type.code());
-            longest = longest.max(entry.len() - 2);
-            manifests.push(Value::String(entry));
         }
     }
     let (map_hash_max_size, map_hash_bucket_size) = hash_sizes(manifests.len(), longest);
+    let common = ctx.common;
     let context = json!({
         "listen": settings.listen,
         "server_name": settings.server_name,
         "root": settings.root_path,
         "ssl_certificate": settings.tls.as_ref().map(|t| t.0.clone()),
         "ssl_certificate_key": settings.tls.as_ref().map(|t| t.1.clone()),
-        "name_regex": NAME_REGEX,
         "tag_max_age": common.tag_max_age,
         "immutable_max_age": common.immutable_max_age,
         "map_hash_max_size": map_hash_max_size,
@@ -161,21 +207,9 @@ pub fn render(
         "manifests": Value::Array(manifests),
         "case_sensitive": Value::Array(case_sensitive),
         "media_types": MediaType::ALL.iter().map(|t| [t.code().to_string(), t.as_str().to_string()]).collect::<Vec<_>>(),
-        "errors": super::error_bodies(),
+        "errors": layout::error_bodies(),
     });
-    templates.render_value("nginx.conf.tera", context)
-}
-
-pub fn outputs(
-    contents: String,
-    output: Option<&std::path::Path>,
-    check: Option<&std::path::Path>,
-) -> Vec<OutputFile> {
-    let path = check
-        .or(output)
-        .map(|p| p.to_path_buf())
-        .unwrap_or_default();
-    vec![OutputFile { path, contents }]
+    ctx.templates.render_value("nginx.conf.tera", context)
 }
 
 #[cfg(test)]

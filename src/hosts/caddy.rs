@@ -18,53 +18,76 @@
 //! the tree are refused by path.
 
 use super::address::{Listen, check_root_path, check_server_name};
-use super::{Rendered, Templates};
-use crate::cli::CaddyArgs;
+use super::{Ctx, Host};
+
 use crate::media::MediaType;
-use crate::model::Registry;
-use crate::problem::Kind;
-use crate::settings::{Common, FileConfig};
+use crate::model::{Registry, SymlinkKind};
+use crate::output::Shape;
+use crate::routes;
 use anyhow::Result;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-pub const DEFAULT_PORT: u16 = 80;
+pub(crate) const DEFAULT_PORT: u16 = 80;
 
-pub struct CaddySettings {
+pub(crate) struct Caddy;
+
+/// `[caddy]` in registrish.toml, and the flags of `registrish-gen caddy`.
+#[derive(clap::Args, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CaddyOptions {
+    /// PORT or ADDR:PORT to serve on (default :80; ADDR becomes a `bind`); the host name goes
+    /// in --server-name.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// Host name matched by the site block (default: any).
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
+    /// `root` directive (default: TREE's absolute path).
+    #[arg(long, value_name = "PATH")]
+    pub root_path: Option<String>,
+}
+
+pub(crate) struct CaddySettings {
     pub listen: Option<String>,
     pub server_name: Option<String>,
     pub root_path: String,
 }
 
-impl CaddySettings {
-    pub fn resolve(
-        args: &CaddyArgs,
-        file: &FileConfig,
-        registry: &Registry,
-    ) -> Result<CaddySettings> {
-        let listen = args.listen.clone().or_else(|| file.caddy.listen.clone());
-        if let Some(l) = &listen {
+impl Host for Caddy {
+    const NAME: &'static str = "caddy";
+    const ABOUT: &'static str = "Render a Caddyfile site block.";
+    const TITLE: &'static str = "Caddy";
+    const TEMPLATES: &'static [&'static str] = &["caddyfile.tera"];
+    const OUTPUT: Shape = Shape::Stdout;
+    const OUTPUT_HELP: &'static str = "Write to FILE atomically instead of standard output.";
+    type Options = CaddyOptions;
+    type Settings = CaddySettings;
+
+    fn settings(o: CaddyOptions, _: &CaddyOptions, registry: &Registry) -> Result<CaddySettings> {
+        if let Some(l) = &o.listen {
             Listen::parse(l)?;
         }
-        let server_name = args
-            .server_name
-            .clone()
-            .or_else(|| file.caddy.server_name.clone());
-        if let Some(name) = &server_name {
+        if let Some(name) = &o.server_name {
             check_server_name(name, true)?;
         }
-        let root_path = args
+        let root_path = o
             .root_path
-            .clone()
-            .or_else(|| file.caddy.root_path.clone())
             .unwrap_or_else(|| registry.root.to_string_lossy().into_owned());
         check_root_path(&root_path, true)?;
         Ok(CaddySettings {
-            listen,
-            server_name,
+            listen: o.listen,
+            server_name: o.server_name,
             root_path,
         })
     }
 
+    fn render(registry: &Registry, settings: &CaddySettings, ctx: &Ctx) -> Result<Vec<String>> {
+        render(registry, settings, ctx).map(|t| vec![t])
+    }
+}
+
+impl CaddySettings {
     /// (site address, `bind` host). A site address with a host name makes
     /// Caddy manage a certificate for it unless the port is 80; without one
     /// Caddy serves plain HTTP on the port.
@@ -86,19 +109,19 @@ impl CaddySettings {
 fn refused_symlinks(registry: &Registry) -> (Vec<String>, Vec<String>) {
     let mut files = Vec::new();
     let mut dirs = Vec::new();
-    for p in &registry.problems {
+    for s in &registry.facts.symlinks {
         // Only paths a request can spell; the routes need the OCI grammar anyway.
-        let plain = p.path.starts_with("v2/")
-            && p.path.bytes().all(|b| {
+        let plain = s.path.starts_with("v2/")
+            && s.path.bytes().all(|b| {
                 b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b':')
             });
         if !plain {
             continue;
         }
-        match p.kind {
-            Kind::SymlinkOutside | Kind::SymlinkDangling => files.push(format!("/{}", p.path)),
-            Kind::SymlinkDirectory => dirs.push(format!("/{}", p.path)),
-            _ => {}
+        match s.kind {
+            SymlinkKind::Outside | SymlinkKind::Dangling => files.push(format!("/{}", s.path)),
+            SymlinkKind::Directory => dirs.push(format!("/{}", s.path)),
+            SymlinkKind::Inside => {}
         }
     }
     files.sort();
@@ -108,26 +131,17 @@ fn refused_symlinks(registry: &Registry) -> (Vec<String>, Vec<String>) {
     (files, dirs)
 }
 
-pub fn render(
-    registry: &Registry,
-    common: &Common,
-    settings: &CaddySettings,
-    templates: &Templates,
-) -> Result<Rendered> {
+fn render(registry: &Registry, settings: &CaddySettings, ctx: &Ctx) -> Result<String> {
     let (site_address, bind) = settings.addresses()?;
     // One string per entry, as for nginx: `PATH CODEsha256:HEX`.
     let mut manifests = Vec::with_capacity(registry.manifest_count() + registry.tag_count());
-    for (name, repo) in &registry.repositories {
-        for (tag, digest) in &repo.tags {
-            let code = repo.manifests[digest].media_type.code();
+    for repo in registry.repositories.values() {
+        for route in routes::manifests(repo) {
             manifests.push(Value::String(format!(
-                "/v2/{name}/manifests/{tag} {code}{digest}"
-            )));
-        }
-        for (digest, m) in &repo.manifests {
-            let code = m.media_type.code();
-            manifests.push(Value::String(format!(
-                "/v2/{name}/manifests/{digest} {code}{digest}"
+                "{} {}{}",
+                route.path(),
+                route.media_type.code(),
+                route.digest
             )));
         }
     }
@@ -136,9 +150,8 @@ pub fn render(
         "site_address": site_address,
         "bind": bind,
         "root": settings.root_path,
-        "tag_regex": super::apache::TAG_REGEX,
-        "tag_max_age": common.tag_max_age,
-        "immutable_max_age": common.immutable_max_age,
+        "tag_max_age": ctx.common.tag_max_age,
+        "immutable_max_age": ctx.common.immutable_max_age,
         "media_types": MediaType::ALL.iter().map(|t| [t.code().to_string(), t.as_str().to_string()]).collect::<Vec<_>>(),
         "repositories": registry.repositories.keys().collect::<Vec<_>>(),
         "repository_count": registry.repositories.len(),
@@ -147,10 +160,7 @@ pub fn render(
         "refused_files": refused_files,
         "refused_dirs": refused_dirs,
     });
-    Ok(Rendered {
-        text: templates.render_value("caddyfile.tera", context)?,
-        problems: Vec::new(),
-    })
+    ctx.templates.render_value("caddyfile.tera", context)
 }
 
 #[cfg(test)]

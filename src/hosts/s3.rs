@@ -14,48 +14,85 @@
 //! `list-objects-v2` up front that tells which content-addressed keys exist.
 
 use super::upload::{self, Phase};
-use super::{Rendered, Templates};
-use crate::cli::S3Args;
+use super::{Ctx, Host};
 use crate::model::Registry;
-use crate::settings::{Common, FileConfig};
+use crate::output::Shape;
 use anyhow::{Result, bail};
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
-pub struct S3Settings {
+pub(crate) struct S3;
+
+/// `[s3]` in registrish.toml, and the flags of `registrish-gen s3`.
+#[derive(clap::Args, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct S3Options {
+    /// The bucket to upload to.
+    #[arg(long, value_name = "BUCKET")]
+    pub bucket: Option<String>,
+    /// Key prefix inside the bucket (the registry must still be served at a host's root).
+    #[arg(long, value_name = "PREFIX")]
+    pub prefix: Option<String>,
+    /// S3-compatible endpoint URL (R2, MinIO, Storj's gateway, ...).
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+}
+
+pub(crate) struct S3Settings {
     pub bucket: String,
     /// Empty, or `segment/.../` with a trailing slash: keys are prefix + path.
     pub prefix: String,
     pub endpoint: Option<String>,
 }
 
-impl S3Settings {
-    pub fn resolve(args: &S3Args, file: &FileConfig) -> Result<S3Settings> {
-        let Some(bucket) = args.bucket.clone().or_else(|| file.s3.bucket.clone()) else {
+impl Host for S3 {
+    const NAME: &'static str = "s3";
+    const ABOUT: &'static str = "Render an AWS CLI upload script for S3 and S3-compatible stores (R2, MinIO, Storj's gateway).";
+    const TITLE: &'static str = "S3";
+    const TEMPLATES: &'static [&'static str] = &["s3.sh.tera", "upload_plan.sh.tera"];
+    const OUTPUT: Shape = Shape::Stdout;
+    const OUTPUT_HELP: &'static str = "Write to FILE atomically instead of standard output.";
+    type Options = S3Options;
+    type Settings = S3Settings;
+
+    fn settings(o: S3Options, _: &S3Options, _: &Registry) -> Result<S3Settings> {
+        let Some(bucket) = o.bucket else {
             bail!("--bucket is required (or [s3] bucket in registrish.toml)");
         };
         check_bucket(&bucket)?;
-        let prefix = normalize_prefix(
-            &args
-                .prefix
-                .clone()
-                .or_else(|| file.s3.prefix.clone())
-                .unwrap_or_default(),
-        )?;
-        let endpoint = args.endpoint.clone().or_else(|| file.s3.endpoint.clone());
-        if let Some(url) = &endpoint {
+        let prefix = normalize_prefix(&o.prefix.unwrap_or_default())?;
+        if let Some(url) = &o.endpoint {
             check_endpoint(url)?;
         }
         Ok(S3Settings {
             bucket,
             prefix,
-            endpoint,
+            endpoint: o.endpoint,
         })
+    }
+
+    fn render(registry: &Registry, settings: &S3Settings, ctx: &Ctx) -> Result<Vec<String>> {
+        let store = serde_json::json!({
+            "bucket": settings.bucket,
+            "prefix": settings.prefix,
+            "endpoint": settings.endpoint,
+            "index_cache_control": ctx.common.tag_cache(),
+        });
+        let text =
+            upload::render_script(registry, ctx.templates, "s3.sh.tera", store, |p: &Phase| {
+                vec![
+                    "--content-type".into(),
+                    p.content_type.into(),
+                    "--cache-control".into(),
+                    p.cache_control(ctx.common),
+                ]
+            })?;
+        Ok(vec![text])
     }
 }
 
 /// Bucket names of AWS (including legacy ones with capitals and `_`), R2,
 /// MinIO and Storj all fit this alphabet; anything else is a typo or worse.
-pub fn check_bucket(bucket: &str) -> Result<()> {
+pub(crate) fn check_bucket(bucket: &str) -> Result<()> {
     let ok = (1..=255).contains(&bucket.len())
         && bucket
             .bytes()
@@ -99,28 +136,6 @@ fn check_endpoint(url: &str) -> Result<()> {
         bail!("--endpoint {url:?}: expected an http:// or https:// URL without quotes or spaces");
     }
     Ok(())
-}
-
-pub fn render(
-    registry: &Registry,
-    common: &Common,
-    settings: &S3Settings,
-    templates: &Templates,
-) -> Result<Rendered> {
-    let store = json!({
-        "bucket": settings.bucket,
-        "prefix": settings.prefix,
-        "endpoint": settings.endpoint,
-        "index_cache_control": format!("public, max-age={}", common.tag_max_age),
-    });
-    upload::render_script(registry, templates, "s3.sh.tera", store, |p: &Phase| {
-        vec![
-            "--content-type".into(),
-            p.content_type.into(),
-            "--cache-control".into(),
-            p.cache_control(common),
-        ]
-    })
 }
 
 #[cfg(test)]

@@ -13,25 +13,46 @@
 //! of the table, and a lookup walks about log2(chunks) rules.
 
 use super::address::{Listen, check_root_path, check_server_name};
-use super::{Rendered, Templates};
-use crate::cli::ApacheArgs;
+use super::{Ctx, Host};
+
 use crate::media::MediaType;
 use crate::model::Registry;
-use crate::settings::{Common, FileConfig};
+use crate::output::Shape;
+use crate::routes;
 use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::cmp::Ordering;
 
-/// The tag grammar as a PCRE (the manifest rule captures the reference with it).
-pub const TAG_REGEX: &str = "[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}";
-
 /// Longest `;REF=VALUE` table on one line. Apache refuses `.htaccess` lines
 /// over 8,190 bytes ("Line too long"); the rest of the line is under 100.
-pub const MAX_TABLE_BYTES: usize = 8_000;
+pub(crate) const MAX_TABLE_BYTES: usize = 8_000;
 
-pub const DEFAULT_VHOST_ADDRESS: &str = "*:80";
+pub(crate) const DEFAULT_VHOST_ADDRESS: &str = "*:80";
 
-pub struct ApacheSettings {
+pub(crate) struct Apache;
+
+/// `[apache]` in registrish.toml, and the flags of `registrish-gen apache`.
+#[derive(clap::Args, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ApacheOptions {
+    /// Render a <VirtualHost> snippet for the server config instead of `.htaccess` content.
+    #[arg(long)]
+    #[serde(default)]
+    pub vhost: bool,
+    /// With --vhost: the `<VirtualHost>` address (default *:80); a `Listen` line is written
+    /// only when this is given (Debian's ports.conf already listens on 80).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// With --vhost: `ServerName`.
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
+    /// With --vhost: `DocumentRoot` (default: TREE's absolute path).
+    #[arg(long, value_name = "PATH")]
+    pub root_path: Option<String>,
+}
+
+pub(crate) struct ApacheSettings {
     /// A `<VirtualHost>` snippet instead of `.htaccess` content.
     pub vhost: bool,
     /// `Listen` line, only when asked for: Debian's ports.conf already
@@ -41,17 +62,29 @@ pub struct ApacheSettings {
     pub root_path: String,
 }
 
-impl ApacheSettings {
-    pub fn resolve(
-        args: &ApacheArgs,
-        file: &FileConfig,
+impl Host for Apache {
+    const NAME: &'static str = "apache";
+    const ABOUT: &'static str =
+        "Render Apache `.htaccess` content (or a vhost snippet with --vhost).";
+    const TITLE: &'static str = "Apache";
+    const TEMPLATES: &'static [&'static str] = &["apache_htaccess.tera", "apache_vhost.tera"];
+    const OUTPUT: Shape = Shape::Stdout;
+    const OUTPUT_HELP: &'static str = "Write to FILE atomically instead of standard output.";
+    type Options = ApacheOptions;
+    type Settings = ApacheSettings;
+
+    /// `[apache]` in the file is "used with --vhost": only flags that make no
+    /// sense without it are refused.
+    fn settings(
+        o: ApacheOptions,
+        flags: &ApacheOptions,
         registry: &Registry,
     ) -> Result<ApacheSettings> {
-        if !args.vhost {
+        if !o.vhost {
             for (flag, given) in [
-                ("--listen", args.listen.is_some()),
-                ("--server-name", args.server_name.is_some()),
-                ("--root-path", args.root_path.is_some()),
+                ("--listen", flags.listen.is_some()),
+                ("--server-name", flags.server_name.is_some()),
+                ("--root-path", flags.root_path.is_some()),
             ] {
                 if given {
                     bail!(
@@ -60,31 +93,28 @@ impl ApacheSettings {
                 }
             }
         }
-        let listen = args.listen.clone().or_else(|| file.apache.listen.clone());
-        if let Some(l) = &listen {
+        if let Some(l) = &o.listen {
             Listen::parse(l)?;
         }
-        let server_name = args
-            .server_name
-            .clone()
-            .or_else(|| file.apache.server_name.clone());
-        if let Some(name) = &server_name {
+        if let Some(name) = &o.server_name {
             check_server_name(name, false)?;
         }
-        let root_path = args
+        let root_path = o
             .root_path
-            .clone()
-            .or_else(|| file.apache.root_path.clone())
             .unwrap_or_else(|| registry.root.to_string_lossy().into_owned());
-        if args.vhost {
+        if o.vhost {
             check_root_path(&root_path, false)?;
         }
         Ok(ApacheSettings {
-            vhost: args.vhost,
-            listen,
-            server_name,
+            vhost: o.vhost,
+            listen: o.listen,
+            server_name: o.server_name,
             root_path,
         })
+    }
+
+    fn render(registry: &Registry, settings: &ApacheSettings, ctx: &Ctx) -> Result<Vec<String>> {
+        render(registry, settings, ctx).map(|t| vec![t])
     }
 }
 
@@ -157,26 +187,25 @@ fn tree(
 /// The manifest table as template values: one object per rewrite rule.
 fn table_rules(registry: &Registry) -> Result<Vec<Value>> {
     // A repository of blobs alone has no manifest path to look up.
-    let mut names: Vec<&String> = registry
+    let mut names: Vec<&crate::grammar::Name> = registry
         .repositories
         .iter()
         .filter(|(_, repo)| !repo.manifests.is_empty())
         .map(|(name, _)| name)
         .collect();
-    names.sort_by(|a, b| rewrite_order(a, b));
+    names.sort_by(|a, b| rewrite_order(a.as_str(), b.as_str()));
     let mut per_repo = Vec::with_capacity(names.len());
     for name in &names {
-        let repo = &registry.repositories[*name];
+        let Some(repo) = registry.repositories.get(*name) else {
+            continue;
+        };
         let mut entries = Vec::with_capacity(repo.tags.len() + repo.manifests.len());
-        for (tag, digest) in &repo.tags {
-            let Some(hex) = digest.strip_prefix("sha256:") else {
-                bail!("v2/{name}/manifests/{tag}: digest {digest} is not sha256");
-            };
-            let code = repo.manifests[digest].media_type.code();
-            entries.push((tag.clone(), format!("{code}{hex}")));
-        }
-        for (digest, m) in &repo.manifests {
-            entries.push((digest.clone(), m.media_type.code().to_string()));
+        for route in routes::manifests(repo) {
+            let code = route.media_type.code();
+            entries.push(match route.tag() {
+                Some(tag) => (tag.to_string(), format!("{code}{}", route.digest.hex())),
+                None => (route.digest.to_string(), code.to_string()),
+            });
         }
         per_repo.push(chunks(&mut entries));
     }
@@ -223,12 +252,7 @@ fn table_rules(registry: &Registry) -> Result<Vec<Value>> {
         .collect())
 }
 
-pub fn render(
-    registry: &Registry,
-    common: &Common,
-    settings: &ApacheSettings,
-    templates: &Templates,
-) -> Result<Rendered> {
+fn render(registry: &Registry, settings: &ApacheSettings, ctx: &Ctx) -> Result<String> {
     let listen = settings.listen.as_deref().map(Listen::parse).transpose()?;
     let vhost_address = listen
         .as_ref()
@@ -244,10 +268,8 @@ pub fn render(
         "vhost_address": vhost_address,
         "server_name": settings.server_name,
         "root": settings.root_path,
-        "name_regex": super::nginx::NAME_REGEX,
-        "tag_regex": TAG_REGEX,
-        "tag_max_age": common.tag_max_age,
-        "immutable_max_age": common.immutable_max_age,
+        "tag_max_age": ctx.common.tag_max_age,
+        "immutable_max_age": ctx.common.immutable_max_age,
         "media_types": MediaType::ALL.iter().map(|t| [t.code().to_string(), t.as_str().to_string()]).collect::<Vec<_>>(),
         "repository_count": registry.repositories.len(),
         "manifest_path_count": registry.manifest_count() + registry.tag_count(),
@@ -258,10 +280,7 @@ pub fn render(
     } else {
         "apache_htaccess.tera"
     };
-    Ok(Rendered {
-        text: templates.render_value(template, context)?,
-        problems: Vec::new(),
-    })
+    ctx.templates.render_value(template, context)
 }
 
 #[cfg(test)]
@@ -322,16 +341,16 @@ mod tests {
 
     #[test]
     fn the_tree_reaches_every_chunk_once() {
+        use crate::grammar::{Digest, Name, Tag};
         use crate::model::{Manifest, Repository};
         let mut registry = Registry::default();
         for (name, tags) in [("a", 300), ("bb", 1), ("c", 0)] {
-            let mut repo = Repository {
-                name: name.into(),
-                ..Repository::default()
-            };
+            let name = Name::parse(name).unwrap();
+            let mut repo = Repository::new(name.clone());
             for i in 0..tags {
-                let digest = format!("sha256:{i:064x}");
-                repo.tags.insert(format!("t{i}"), digest.clone());
+                let digest = Digest::parse(&format!("sha256:{i:064x}")).unwrap();
+                repo.tags
+                    .insert(Tag::parse(&format!("t{i}")).unwrap(), digest);
                 repo.manifests.insert(
                     digest,
                     Manifest {
@@ -344,8 +363,9 @@ mod tests {
                 );
             }
             // "c" holds blobs only: nothing to look up.
-            repo.blobs.insert(format!("sha256:{:064x}", 7), None);
-            registry.repositories.insert(name.into(), repo);
+            repo.blobs
+                .insert(Digest::parse(&format!("sha256:{:064x}", 7)).unwrap(), None);
+            registry.repositories.insert(name, repo);
         }
         let rules = table_rules(&registry).unwrap();
         let leaves: Vec<&Value> = rules.iter().filter(|r| r.get("table").is_some()).collect();

@@ -1,23 +1,13 @@
-//! Rendering: the per-host renderers and the template machinery they share.
+//! Templates: the built-in Tera templates (embedded), overrides by file name
+//! from `--templates DIR`, and the filters every value goes through.
 //!
-//! Built-in templates are embedded; `--templates DIR` overrides them by file
-//! name. Every value a template prints goes through a filter that *refuses*
-//! (not escapes) anything outside a known-safe alphabet: the grammar check in
-//! `scan` is the first line of defence, these filters are the second, and they
-//! also guard user-written templates.
+//! Every value a template prints goes through a filter that *refuses* (not
+//! escapes) anything outside a known-safe alphabet: the grammar check in the
+//! scan is the first line of defence, these filters are the second, and they
+//! also guard user-written templates. A command compiles only the templates
+//! its host uses, so a broken override of one host's template cannot break
+//! another host.
 
-pub mod address;
-pub mod apache;
-pub mod caddy;
-pub mod cloudflare;
-pub mod cloudflare_rules;
-pub mod netlify;
-pub mod nginx;
-pub mod s3;
-pub mod storj;
-pub mod upload;
-
-use crate::settings::Common;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use serde_json::Value;
@@ -26,62 +16,57 @@ use std::path::Path;
 use tera::Tera;
 
 /// (file name, built-in text). The file name is what `--templates DIR` overrides.
-pub const BUILTIN: &[(&str, &str)] = &[
+pub(crate) const BUILTIN: &[(&str, &str)] = &[
     (
         "nginx.conf.tera",
-        include_str!("../../templates/nginx.conf.tera"),
+        include_str!("../templates/nginx.conf.tera"),
     ),
     (
         "netlify_headers.tera",
-        include_str!("../../templates/netlify_headers.tera"),
-    ),
-    (
-        "cloudflare_worker.js.tera",
-        include_str!("../../templates/cloudflare_worker.js.tera"),
+        include_str!("../templates/netlify_headers.tera"),
     ),
     (
         "netlify_redirects.tera",
-        include_str!("../../templates/netlify_redirects.tera"),
+        include_str!("../templates/netlify_redirects.tera"),
+    ),
+    (
+        "cloudflare_worker.js.tera",
+        include_str!("../templates/cloudflare_worker.js.tera"),
     ),
     (
         "apache_htaccess.tera",
-        include_str!("../../templates/apache_htaccess.tera"),
+        include_str!("../templates/apache_htaccess.tera"),
     ),
     (
         "apache_vhost.tera",
-        include_str!("../../templates/apache_vhost.tera"),
+        include_str!("../templates/apache_vhost.tera"),
     ),
     (
         "caddyfile.tera",
-        include_str!("../../templates/caddyfile.tera"),
+        include_str!("../templates/caddyfile.tera"),
     ),
-    ("s3.sh.tera", include_str!("../../templates/s3.sh.tera")),
-    (
-        "storj.sh.tera",
-        include_str!("../../templates/storj.sh.tera"),
-    ),
+    ("s3.sh.tera", include_str!("../templates/s3.sh.tera")),
+    ("storj.sh.tera", include_str!("../templates/storj.sh.tera")),
     (
         "upload_plan.sh.tera",
-        include_str!("../../templates/upload_plan.sh.tera"),
+        include_str!("../templates/upload_plan.sh.tera"),
     ),
 ];
 
-/// What a single-file renderer returns: the text, and what it left out.
-pub struct Rendered {
-    pub text: String,
-    pub problems: Vec<crate::problem::Problem>,
-}
-
-pub struct Templates {
+pub(crate) struct Templates {
     tera: Tera,
 }
 
 impl Templates {
-    pub fn load(dir: Option<&Path>) -> Result<Templates> {
+    /// Compiles `names` (built-in, or the file of that name in `dir`).
+    pub(crate) fn load(dir: Option<&Path>, names: &[&str]) -> Result<Templates> {
         let mut tera = Tera::default();
         tera.autoescape_on(vec![]);
         let mut sources = Vec::new();
-        for (name, builtin) in BUILTIN {
+        for name in names {
+            let Some((_, builtin)) = BUILTIN.iter().find(|(n, _)| n == name) else {
+                bail!("no built-in template {name}");
+            };
             let text = match dir.map(|d| d.join(name)) {
                 Some(path) if path.exists() => std::fs::read_to_string(&path)
                     .with_context(|| format!("cannot read template {}", path.display()))?,
@@ -99,18 +84,23 @@ impl Templates {
         tera.register_filter("regex_literal", regex_literal_filter);
         tera.register_filter("rewrite_table", rewrite_table_filter);
         tera.register_filter("host_port", host_port_filter);
+        tera.register_filter("js_regex", js_regex_filter);
         Ok(Templates { tera })
     }
 
-    pub fn render(&self, name: &str, context: &impl Serialize) -> Result<String> {
+    pub(crate) fn render(&self, name: &str, context: &impl Serialize) -> Result<String> {
         self.render_value(
             name,
             serde_json::to_value(context).context("template context")?,
         )
     }
 
-    /// Renders from a JSON object, moved in without another copy.
-    pub fn render_value(&self, name: &str, context: Value) -> Result<String> {
+    /// Renders from a JSON object, moved in without another copy. Every
+    /// template also gets `grammar`: the OCI grammar's regex spellings.
+    pub(crate) fn render_value(&self, name: &str, mut context: Value) -> Result<String> {
+        if let Value::Object(map) = &mut context {
+            map.insert("grammar".into(), grammar_patterns());
+        }
         let ctx = tera::Context::from_value(context).context("template context")?;
         self.tera.render(name, &ctx).map_err(|e| {
             // Tera hides the cause (e.g. a filter's refusal) in its source chain.
@@ -123,6 +113,26 @@ impl Templates {
             anyhow::anyhow!(msg)
         })
     }
+}
+
+/// The grammar as templates spell it in the routes a host matches itself.
+fn grammar_patterns() -> Value {
+    use crate::grammar::{DIGEST_PATTERN, NAME_PATTERN, TAG_PATTERN};
+    serde_json::json!({"name": NAME_PATTERN, "tag": TAG_PATTERN, "digest": DIGEST_PATTERN})
+}
+
+/// A regular expression inside a JavaScript `/.../` literal: `/` written
+/// `\/`. Only the grammar's own alphabet is accepted (no backslash, quote,
+/// newline), so nothing can end the literal early.
+fn js_regex_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    let s = as_str(value, "js_regex")?;
+    if !made_of(s, b"._-/:+*?()[]{}|,^$") {
+        return Err(tera::Error::msg(format!(
+            "refusing {:?} as a JavaScript regex",
+            crate::problem::printable(s)
+        )));
+    }
+    Ok(Value::String(s.replace('/', "\\/")))
 }
 
 /// Punctuation of the OCI name, tag and digest alphabets (plus `+` of media
@@ -256,7 +266,7 @@ fn rewrite_table_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Resu
 
 fn host_port_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
     let s = as_str(value, "host_port")?;
-    if !address::is_host_port(s) {
+    if !crate::hosts::address::is_host_port(s) {
         return Err(tera::Error::msg(format!(
             "refusing address {:?}: expected PORT, HOST, HOST:PORT or [IPv6]:PORT",
             crate::problem::printable(s)
@@ -265,73 +275,24 @@ fn host_port_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<V
     Ok(value.clone())
 }
 
-/// A registry error body, as distribution sends it. Written by serde_json,
-/// never by template text.
-pub fn error_body(code: &str, message: &str) -> String {
-    serde_json::json!({"errors": [{"code": code, "message": message, "detail": null}]}).to_string()
-}
-
-pub const MANIFEST_UNKNOWN: (&str, &str) = ("MANIFEST_UNKNOWN", "manifest unknown");
-pub const BLOB_UNKNOWN: (&str, &str) = ("BLOB_UNKNOWN", "blob unknown to registry");
-pub const NAME_UNKNOWN: (&str, &str) = ("NAME_UNKNOWN", "repository name not known to registry");
-
-/// The error bodies as `{code_lowercase: json}` for templates.
-pub fn error_bodies() -> serde_json::Map<String, Value> {
-    [MANIFEST_UNKNOWN, BLOB_UNKNOWN, NAME_UNKNOWN]
-        .iter()
-        .map(|(code, msg)| {
-            (
-                code.to_ascii_lowercase(),
-                Value::String(error_body(code, msg)),
-            )
-        })
-        .collect()
-}
-
-/// Shared ending for every host command: print, write or compare.
-pub fn finish(
-    common: &Common,
-    files: Vec<crate::output::OutputFile>,
-    to_stdout: bool,
-) -> Result<bool> {
-    if common.check.is_some() {
-        let stale = crate::output::stale(&files);
-        for path in &stale {
-            eprintln!(
-                "registrish-gen: {} is not what would be generated now",
-                path.display()
-            );
-        }
-        return Ok(stale.is_empty());
-    }
-    if to_stdout {
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        for f in &files {
-            if let Err(e) = out.write_all(f.contents.as_bytes()) {
-                // `registrish-gen nginx | head` is not an error.
-                if e.kind() == std::io::ErrorKind::BrokenPipe {
-                    return Ok(true);
-                }
-                bail!("cannot write to standard output: {e}");
-            }
-        }
-        return Ok(true);
-    }
-    crate::output::write_outputs(&files)?;
-    for f in &files {
-        eprintln!("registrish-gen: wrote {}", f.path.display());
-    }
-    Ok(true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn builtin_templates_compile() {
-        Templates::load(None).unwrap();
+        let all: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
+        Templates::load(None, &all).unwrap();
+    }
+
+    #[test]
+    fn js_regex_escapes_slashes_only() {
+        let none = HashMap::new();
+        assert_eq!(
+            js_regex_filter(&Value::from("a(?:/b)*"), &none).unwrap(),
+            Value::from("a(?:\\/b)*")
+        );
+        assert!(js_regex_filter(&Value::from("a\nb"), &none).is_err());
     }
 
     #[test]
@@ -436,12 +397,5 @@ mod tests {
                 "{bad:?}"
             );
         }
-    }
-
-    #[test]
-    fn error_bodies_are_registry_json() {
-        let v: Value =
-            serde_json::from_str(&error_body("MANIFEST_UNKNOWN", "manifest unknown")).unwrap();
-        assert_eq!(v["errors"][0]["code"], "MANIFEST_UNKNOWN");
     }
 }

@@ -1,0 +1,184 @@
+//! Hosts: what a host is ([`Host`]) and the one table of them ([`HOSTS`]).
+//!
+//! A host is one module here plus its templates. It declares its name (the
+//! subcommand and its `registrish.toml` section), its templates, the shape of
+//! its output, one options struct that is both its flags and its section
+//! (merged once by [`crate::settings::merge`]), its own judgement of the tree
+//! ([`Host::problems`], from the scan's facts) and its render function. The
+//! generic path in [`crate::commands`] runs every host the same way.
+//!
+//! To add a host: write `hosts/<name>.rs` implementing [`Host`], add its
+//! templates to [`crate::templates::BUILTIN`], and add one line to [`HOSTS`].
+
+pub(crate) mod address;
+pub(crate) mod apache;
+pub(crate) mod caddy;
+pub(crate) mod cloudflare;
+pub(crate) mod cloudflare_rules;
+pub(crate) mod netlify;
+pub(crate) mod nginx;
+pub(crate) mod s3;
+pub(crate) mod storj;
+pub(crate) mod upload;
+
+use crate::model::Registry;
+use crate::output::Shape;
+use crate::problem::Problem;
+use crate::scan;
+use crate::settings::Common;
+use crate::templates::Templates;
+use anyhow::Result;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
+use std::path::Path;
+
+/// What a render gets besides the model and its settings.
+pub(crate) struct Ctx<'a> {
+    pub common: &'a Common,
+    pub templates: &'a Templates,
+}
+
+pub(crate) trait Host: 'static {
+    /// The subcommand, and the `registrish.toml` section.
+    const NAME: &'static str;
+    /// One line for `--help`.
+    const ABOUT: &'static str;
+    /// Who serves it, for messages ("Cloudflare Pages cannot host ...").
+    const TITLE: &'static str;
+    /// The built-in templates it renders (and so compiles), by file name.
+    const TEMPLATES: &'static [&'static str];
+    /// Where its files go, and what `-o` names.
+    const OUTPUT: Shape;
+    /// `--help` of `-o`.
+    const OUTPUT_HELP: &'static str;
+    /// Its flags and its `registrish.toml` section, in one struct.
+    type Options: clap::Args
+        + clap::FromArgMatches
+        + Serialize
+        + DeserializeOwned
+        + Default
+        + std::fmt::Debug;
+    /// Its options checked, with defaults applied.
+    type Settings;
+
+    /// What the scan must measure for this host.
+    fn scan_options(_options: &Self::Options) -> scan::Options {
+        scan::Options::default()
+    }
+
+    /// Checks the merged options. `flags` are the command line's alone, for
+    /// a flag that only makes sense in some modes.
+    fn settings(
+        options: Self::Options,
+        flags: &Self::Options,
+        registry: &Registry,
+    ) -> Result<Self::Settings>;
+
+    /// What this host cannot serve of the tree, beyond what no host can (the
+    /// scan's problems): `check --host NAME` reports these, and the command
+    /// leaves those parts out.
+    fn problems(_registry: &Registry, _options: &Self::Options, _site: &Path) -> Vec<Problem> {
+        Vec::new()
+    }
+
+    /// The output files' contents, one per file of [`Host::OUTPUT`].
+    fn render(registry: &Registry, settings: &Self::Settings, ctx: &Ctx) -> Result<Vec<String>>;
+}
+
+/// A host behind a pointer: what the command line, `check` and the settings
+/// file need of every host, without knowing its types.
+pub(crate) trait AnyHost: Sync {
+    fn name(&self) -> &'static str;
+    fn title(&self) -> &'static str;
+    /// Its subcommand: the shared flags plus its options.
+    fn command(&self) -> clap::Command;
+    /// Runs the subcommand (see [`crate::commands::run_host`]).
+    fn run(&self, matches: &clap::ArgMatches) -> Result<crate::commands::Outcome>;
+    /// Its judgement of a tree, with options from `registrish.toml` alone.
+    fn problems(
+        &self,
+        registry: &Registry,
+        section: Option<&toml::Value>,
+        site: &Path,
+    ) -> Result<Vec<Problem>>;
+    /// Whether a `registrish.toml` section is valid for it.
+    fn check_section(&self, section: Option<&toml::Value>) -> Result<()>;
+    /// What the scan must measure for `check --host` with this host.
+    fn scan_options(&self, section: Option<&toml::Value>) -> Result<scan::Options>;
+}
+
+pub(crate) struct Entry<H>(PhantomData<fn() -> H>);
+
+impl<H: Host> AnyHost for Entry<H> {
+    fn name(&self) -> &'static str {
+        H::NAME
+    }
+
+    fn title(&self) -> &'static str {
+        H::TITLE
+    }
+
+    fn command(&self) -> clap::Command {
+        use clap::Args;
+        let cmd = clap::Command::new(H::NAME).about(H::ABOUT);
+        let cmd = crate::settings::CommonArgs::augment_args(cmd);
+        let value_name = match H::OUTPUT {
+            Shape::Directory(_) => "DIR",
+            _ => "FILE",
+        };
+        H::Options::augment_args(cmd)
+            .mut_arg("output", |a| a.help(H::OUTPUT_HELP).value_name(value_name))
+    }
+
+    fn run(&self, matches: &clap::ArgMatches) -> Result<crate::commands::Outcome> {
+        use clap::FromArgMatches;
+        let common = crate::settings::CommonArgs::from_arg_matches(matches)?;
+        let flags = H::Options::from_arg_matches(matches)?;
+        crate::commands::run_host::<H>(common, flags)
+    }
+
+    fn problems(
+        &self,
+        registry: &Registry,
+        section: Option<&toml::Value>,
+        site: &Path,
+    ) -> Result<Vec<Problem>> {
+        let options: H::Options = crate::settings::from_section(section)?;
+        Ok(H::problems(registry, &options, site))
+    }
+
+    fn check_section(&self, section: Option<&toml::Value>) -> Result<()> {
+        crate::settings::from_section::<H::Options>(section).map(|_| ())
+    }
+
+    fn scan_options(&self, section: Option<&toml::Value>) -> Result<scan::Options> {
+        let options: H::Options = crate::settings::from_section(section)?;
+        Ok(H::scan_options(&options))
+    }
+}
+
+/// Every host, in `--help` order.
+pub(crate) static HOSTS: &[&dyn AnyHost] = &[
+    &Entry::<nginx::Nginx>(PhantomData),
+    &Entry::<netlify::Netlify>(PhantomData),
+    &Entry::<cloudflare::Cloudflare>(PhantomData),
+    &Entry::<s3::S3>(PhantomData),
+    &Entry::<storj::Storj>(PhantomData),
+    &Entry::<cloudflare_rules::CloudflareRules>(PhantomData),
+    &Entry::<apache::Apache>(PhantomData),
+    &Entry::<caddy::Caddy>(PhantomData),
+];
+
+pub(crate) fn names() -> Vec<&'static str> {
+    HOSTS.iter().map(|h| h.name()).collect()
+}
+
+pub(crate) fn find(name: &str) -> Option<&'static dyn AnyHost> {
+    HOSTS.iter().copied().find(|h| h.name() == name)
+}
+
+/// Host options structs with no option of their own.
+#[derive(clap::Args, Debug, Default, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NoOptions {}

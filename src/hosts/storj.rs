@@ -1,0 +1,65 @@
+//! Storj: an `uplink` upload script for the shared plan in
+//! [`super::upload`], served afterwards by Storj's linksharing on a domain
+//! (`uplink share --dns`).
+//!
+//! Linksharing takes an object's Content-Type from its custom metadata, which
+//! `uplink cp --metadata '{"Content-Type":"..."}'` sets (Storj's container
+//! registry guide), and serves `v2/index.html` for `/v2/`. The metadata JSON
+//! is written by serde_json here, never by template text. Only Content-Type is
+//! set: the guide documents no other header linksharing sends.
+
+use super::upload::{self, Phase};
+use super::{Ctx, Host};
+use crate::model::Registry;
+use crate::output::Shape;
+use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+pub(crate) struct Storj;
+
+/// `[storj]` in registrish.toml, and the flags of `registrish-gen storj`.
+#[derive(clap::Args, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StorjOptions {
+    /// The bucket to upload to.
+    #[arg(long, value_name = "BUCKET")]
+    pub bucket: Option<String>,
+}
+
+impl Host for Storj {
+    const NAME: &'static str = "storj";
+    const ABOUT: &'static str = "Render an `uplink` upload script for Storj.";
+    const TITLE: &'static str = "Storj";
+    const TEMPLATES: &'static [&'static str] = &["storj.sh.tera", "upload_plan.sh.tera"];
+    const OUTPUT: Shape = Shape::Stdout;
+    const OUTPUT_HELP: &'static str = "Write to FILE atomically instead of standard output.";
+    type Options = StorjOptions;
+    /// The bucket.
+    type Settings = String;
+
+    fn settings(o: StorjOptions, _: &StorjOptions, _: &Registry) -> Result<String> {
+        let Some(bucket) = o.bucket else {
+            bail!("--bucket is required (or [storj] bucket in registrish.toml)");
+        };
+        super::s3::check_bucket(&bucket)?;
+        Ok(bucket)
+    }
+
+    fn render(registry: &Registry, bucket: &String, ctx: &Ctx) -> Result<Vec<String>> {
+        let store = json!({ "bucket": bucket });
+        let text = upload::render_script(
+            registry,
+            ctx.templates,
+            "storj.sh.tera",
+            store,
+            |p: &Phase| vec!["--metadata".into(), metadata(p)],
+        )?;
+        Ok(vec![text])
+    }
+}
+
+/// The `--metadata` value of `uplink cp` for a phase.
+fn metadata(phase: &Phase) -> String {
+    json!({"Content-Type": phase.content_type}).to_string()
+}

@@ -1,0 +1,148 @@
+//! The layout of a served tree: where manifests, blobs, `tags/list`, the
+//! catalog, the `/v2/` body and the error bodies live under TREE, and the
+//! bytes of the fixed files `prepare` writes. Every other module spells these
+//! paths through here.
+//!
+//! A request path is `/` + the file's path, except `/v2/`, whose body is
+//! `v2/index.html` (the index document every static host serves for a
+//! directory).
+
+use crate::grammar::{Digest, Name};
+use std::fmt::Display;
+
+pub(crate) const V2: &str = "v2";
+/// The `/v2/` body: `{}`.
+pub(crate) const INDEX_FILE: &str = "index.html";
+pub(crate) const CATALOG_FILE: &str = "_catalog";
+pub(crate) const ERRORS_DIR: &str = "_errors";
+pub(crate) const INDEX_BODY: &[u8] = b"{}";
+
+/// `v2/<name>/manifests/<tag or digest>`, relative to TREE.
+pub(crate) fn manifest_file(name: &Name, reference: &impl Display) -> String {
+    format!("v2/{name}/manifests/{reference}")
+}
+
+pub(crate) fn blob_file(name: &Name, digest: &Digest) -> String {
+    format!("v2/{name}/blobs/{digest}")
+}
+
+pub(crate) fn tags_list_file(name: &Name) -> String {
+    format!("v2/{name}/tags/list")
+}
+
+pub(crate) fn catalog_file() -> String {
+    format!("{V2}/{CATALOG_FILE}")
+}
+
+pub(crate) fn index_file() -> String {
+    format!("{V2}/{INDEX_FILE}")
+}
+
+pub(crate) fn error_file(code: ErrorCode) -> String {
+    format!(
+        "{V2}/{ERRORS_DIR}/{}.json",
+        code.code().to_ascii_lowercase()
+    )
+}
+
+/// The request path a file of the tree answers.
+pub(crate) fn request_path(file: &str) -> String {
+    if file == index_file() {
+        "/v2/".to_string()
+    } else {
+        format!("/{file}")
+    }
+}
+
+/// Whether a path under `v2/` (split at `/`, `parts[0] == "v2"`) is one
+/// `prepare` writes: an output, never an input.
+pub(crate) fn is_generated(parts: &[&str]) -> bool {
+    let file_name = parts[parts.len() - 1];
+    let parent = parts.get(parts.len().wrapping_sub(2)).copied();
+    (parts.len() == 2 && (file_name == INDEX_FILE || file_name == CATALOG_FILE))
+        || parts.get(1) == Some(&ERRORS_DIR)
+        || (parent == Some("tags") && file_name == "list")
+}
+
+/// The registry errors a static host answers with, as distribution sends them.
+/// (Named after the codes, which all end in `_UNKNOWN`.)
+#[allow(clippy::enum_variant_names)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ErrorCode {
+    ManifestUnknown,
+    BlobUnknown,
+    NameUnknown,
+}
+
+impl ErrorCode {
+    pub(crate) const ALL: [ErrorCode; 3] = [
+        ErrorCode::ManifestUnknown,
+        ErrorCode::BlobUnknown,
+        ErrorCode::NameUnknown,
+    ];
+
+    pub(crate) fn code(self) -> &'static str {
+        match self {
+            ErrorCode::ManifestUnknown => "MANIFEST_UNKNOWN",
+            ErrorCode::BlobUnknown => "BLOB_UNKNOWN",
+            ErrorCode::NameUnknown => "NAME_UNKNOWN",
+        }
+    }
+
+    pub(crate) fn message(self) -> &'static str {
+        match self {
+            ErrorCode::ManifestUnknown => "manifest unknown",
+            ErrorCode::BlobUnknown => "blob unknown to registry",
+            ErrorCode::NameUnknown => "repository name not known to registry",
+        }
+    }
+
+    /// The JSON body, written by serde_json, never by template text.
+    pub(crate) fn body(self) -> String {
+        serde_json::json!({"errors": [{"code": self.code(), "message": self.message(), "detail": null}]})
+            .to_string()
+    }
+}
+
+/// The error bodies as `{code_lowercase: json}` for templates.
+pub(crate) fn error_bodies() -> serde_json::Map<String, serde_json::Value> {
+    ErrorCode::ALL
+        .iter()
+        .map(|c| {
+            (
+                c.code().to_ascii_lowercase(),
+                serde_json::Value::String(c.body()),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_are_registry_json() {
+        let v: serde_json::Value =
+            serde_json::from_str(&ErrorCode::ManifestUnknown.body()).unwrap();
+        assert_eq!(v["errors"][0]["code"], "MANIFEST_UNKNOWN");
+        assert_eq!(v["errors"][0]["message"], "manifest unknown");
+    }
+
+    #[test]
+    fn generated_paths() {
+        for (path, generated) in [
+            ("v2/index.html", true),
+            ("v2/_catalog", true),
+            ("v2/_errors/x.json", true),
+            ("v2/a/tags/list", true),
+            ("v2/a/index.html", false),
+            ("v2/a/manifests/list", false),
+        ] {
+            let parts: Vec<&str> = path.split('/').collect();
+            assert_eq!(is_generated(&parts), generated, "{path}");
+        }
+        assert_eq!(request_path("v2/index.html"), "/v2/");
+        assert_eq!(request_path("v2/_catalog"), "/v2/_catalog");
+    }
+}

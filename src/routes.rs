@@ -1,0 +1,220 @@
+//! The routes view of the model: every request path a host must answer, with
+//! what it answers (kind, Content-Type, digest, size, cache class), and the
+//! files `prepare` owns. Renderers consume these instead of walking the model
+//! their own way, so every host serves the same set of paths.
+
+use crate::grammar::{Digest, Name, Tag};
+use crate::layout::{self, ErrorCode};
+use crate::media::MediaType;
+use crate::model::{Registry, Repository};
+use std::fmt;
+use std::fs;
+
+pub(crate) const OCTET_STREAM: &str = "application/octet-stream";
+pub(crate) const JSON: &str = "application/json";
+
+/// How long a response may be cached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cache {
+    /// `/v2/`: no Cache-Control at all.
+    None,
+    /// Tags and lists move: `--tag-max-age`.
+    Mutable,
+    /// Digest-addressed content never changes.
+    Immutable,
+}
+
+/// A manifest reference: a tag or a digest.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Reference<'a> {
+    Tag(&'a Tag),
+    Digest(&'a Digest),
+}
+
+impl fmt::Display for Reference<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reference::Tag(t) => t.fmt(f),
+            Reference::Digest(d) => d.fmt(f),
+        }
+    }
+}
+
+/// `/v2/<name>/manifests/<reference>`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ManifestRoute<'a> {
+    pub name: &'a Name,
+    pub reference: Reference<'a>,
+    pub media_type: MediaType,
+    pub digest: &'a Digest,
+    pub size: u64,
+}
+
+impl ManifestRoute<'_> {
+    pub fn path(&self) -> String {
+        format!("/{}", layout::manifest_file(self.name, &self.reference))
+    }
+
+    pub fn tag(&self) -> Option<&Tag> {
+        match self.reference {
+            Reference::Tag(t) => Some(t),
+            Reference::Digest(_) => None,
+        }
+    }
+
+    pub fn cache(&self) -> Cache {
+        match self.reference {
+            Reference::Tag(_) => Cache::Mutable,
+            Reference::Digest(_) => Cache::Immutable,
+        }
+    }
+}
+
+/// Every manifest path of a repository: its tags (sorted), then its manifests
+/// by digest (sorted).
+pub(crate) fn manifests(repo: &Repository) -> impl Iterator<Item = ManifestRoute<'_>> {
+    let tags = repo.tags.iter().filter_map(move |(tag, digest)| {
+        let m = repo.manifests.get(digest)?;
+        Some(ManifestRoute {
+            name: &repo.name,
+            reference: Reference::Tag(tag),
+            media_type: m.media_type,
+            digest,
+            size: m.size,
+        })
+    });
+    let digests = repo.manifests.iter().map(move |(digest, m)| ManifestRoute {
+        name: &repo.name,
+        reference: Reference::Digest(digest),
+        media_type: m.media_type,
+        digest,
+        size: m.size,
+    });
+    tags.chain(digests)
+}
+
+/// `/v2/<name>/blobs/<digest>`: (path, digest, size when the scan stat'ed it).
+pub(crate) fn blobs(repo: &Repository) -> impl Iterator<Item = (String, &Digest, Option<u64>)> {
+    repo.blobs
+        .iter()
+        .map(move |(d, size)| (format!("/{}", repo.blob_path(d)), d, *size))
+}
+
+/// What a route is, for exports that describe every path (`headers`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Route {
+    pub path: String,
+    pub content_type: &'static str,
+    pub digest: Option<Digest>,
+    /// `None` when the scan did not measure it (blob sizes are opt-in).
+    pub size: Option<u64>,
+    pub cache: Cache,
+}
+
+/// Every path a host must answer with 200: `/v2/`, the catalog, each
+/// `tags/list`, every manifest by tag and by digest and every blob, sorted by
+/// path. Lists are sized by the bytes `prepare` writes for them.
+#[expect(dead_code, reason = "read by the headers export, added next")]
+pub(crate) fn all(registry: &Registry) -> Vec<Route> {
+    let mut out = Vec::new();
+    for (file, bytes) in generated_files(registry) {
+        if file.starts_with(&format!("{}/{}/", layout::V2, layout::ERRORS_DIR)) {
+            continue;
+        }
+        let path = layout::request_path(&file);
+        out.push(Route {
+            cache: if path == "/v2/" {
+                Cache::None
+            } else {
+                Cache::Mutable
+            },
+            path,
+            content_type: JSON,
+            digest: None,
+            size: Some(bytes.len() as u64),
+        });
+    }
+    for repo in registry.repositories.values() {
+        for m in manifests(repo) {
+            out.push(Route {
+                path: m.path(),
+                content_type: m.media_type.as_str(),
+                digest: Some(*m.digest),
+                size: Some(m.size),
+                cache: m.cache(),
+            });
+        }
+        for (path, digest, size) in blobs(repo) {
+            out.push(Route {
+                path,
+                content_type: OCTET_STREAM,
+                digest: Some(*digest),
+                size,
+                cache: Cache::Immutable,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+/// The files `prepare` owns, (path relative to TREE, bytes): `tags/list` per
+/// repository with tags, `_catalog`, the `/v2/` body and the error bodies.
+pub(crate) fn generated_files(registry: &Registry) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for (name, repo) in &registry.repositories {
+        if repo.tags.is_empty() {
+            continue;
+        }
+        let tags: Vec<&Tag> = repo.tags.keys().collect();
+        let body = serde_json::json!({"name": name, "tags": tags});
+        files.push((layout::tags_list_file(name), body.to_string().into_bytes()));
+    }
+    let names: Vec<&Name> = registry.repositories.keys().collect();
+    files.push((
+        layout::catalog_file(),
+        serde_json::json!({"repositories": names})
+            .to_string()
+            .into_bytes(),
+    ));
+    files.push((layout::index_file(), layout::INDEX_BODY.to_vec()));
+    for code in ErrorCode::ALL {
+        files.push((layout::error_file(code), code.body().into_bytes()));
+    }
+    files
+}
+
+/// Digest files prepare would create: (source manifest, destination), relative to TREE.
+pub(crate) fn missing_digest_files(registry: &Registry) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (name, repo) in &registry.repositories {
+        for (digest, manifest) in &repo.manifests {
+            if !manifest.digest_file {
+                out.push((
+                    repo.manifest_source(digest),
+                    layout::manifest_file(name, digest),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// What `prepare` would still change, as (path relative to TREE, why).
+pub(crate) fn pending(registry: &Registry) -> Vec<(String, &'static str)> {
+    let mut out: Vec<(String, &'static str)> = generated_files(registry)
+        .into_iter()
+        .filter_map(|(rel, bytes)| match fs::read(registry.root.join(&rel)) {
+            Ok(b) if b == bytes => None,
+            Ok(_) => Some((rel, "stale")),
+            Err(_) => Some((rel, "missing")),
+        })
+        .collect();
+    out.extend(
+        missing_digest_files(registry)
+            .into_iter()
+            .map(|(_, dest)| (dest, "missing")),
+    );
+    out.sort();
+    out
+}
