@@ -15,6 +15,7 @@ pub(crate) mod apache;
 pub(crate) mod caddy;
 pub(crate) mod cloudflare;
 pub(crate) mod cloudflare_rules;
+pub(crate) mod headers;
 pub(crate) mod netlify;
 pub(crate) mod nginx;
 pub(crate) mod s3;
@@ -168,6 +169,7 @@ pub(crate) static HOSTS: &[&dyn AnyHost] = &[
     &Entry::<cloudflare_rules::CloudflareRules>(PhantomData),
     &Entry::<apache::Apache>(PhantomData),
     &Entry::<caddy::Caddy>(PhantomData),
+    &Entry::<headers::Headers>(PhantomData),
 ];
 
 pub(crate) fn names() -> Vec<&'static str> {
