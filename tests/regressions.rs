@@ -1,0 +1,199 @@
+//! Regression tests for the bugs issue 8 found (each failed before its fix).
+
+mod support;
+
+use serde_json::Value;
+use std::fs;
+use std::process::Command;
+use support::fixture;
+use support::{TempDir, run_bin, run_bin_ok};
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Bug 1: a `docker save` archive whose manifest.json names a config the archive lacks made
+/// `import` panic (exit 101). It must exit 2 with a message naming the member, and change nothing.
+#[test]
+fn import_of_an_archive_missing_its_config_is_an_error_not_a_panic() {
+    let dir = TempDir::new("missing-config");
+    let src = dir.join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(
+        src.join("manifest.json"),
+        r#"[{"Config":"cafe.json","RepoTags":["demo/x:1"],"Layers":[]}]"#,
+    )
+    .unwrap();
+    let archive = dir.join("image.tar");
+    support::process::run(
+        Command::new("tar")
+            .arg("-cf")
+            .arg(&archive)
+            .arg("-C")
+            .arg(&src)
+            .arg("manifest.json"),
+    );
+    let tree = dir.join("tree");
+    fs::create_dir_all(tree.join("v2")).unwrap();
+    let out = run_bin(
+        [
+            "import",
+            archive.to_str().unwrap(),
+            "--name",
+            "demo/x",
+            tree.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cafe.json is listed but not in the archive"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(fs::read_dir(tree.join("v2")).unwrap().count(), 0);
+}
+
+/// A prepared basic tree plus `demo/hello:Latest`, a tag that differs from `latest` by case.
+fn case_colliding_tree() -> fixture::Fixture {
+    let f = fixture::build("basic", &[]);
+    let manifests = f.tree().join("v2/demo/hello/manifests");
+    fs::copy(manifests.join("latest"), manifests.join("Latest")).unwrap();
+    run_bin_ok(["prepare", f.tree().to_str().unwrap()], f.dir.path());
+    f
+}
+
+/// Bug 2: the Netlify-only case collision was an error for every host, so `nginx --strict`,
+/// `s3 --strict` and `check` refused a tree those hosts serve, and `netlify` printed it three times.
+#[test]
+fn a_case_collision_is_an_error_for_netlify_alone() {
+    let f = case_colliding_tree();
+    let tree = f.tree();
+    let tree = tree.to_str().unwrap();
+    for args in [
+        vec!["nginx", tree, "--strict"],
+        vec!["s3", tree, "--strict", "--bucket", "b"],
+    ] {
+        let out = run_bin(&args, f.dir.path());
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(!out.stdout.is_empty());
+        assert!(!text(&out.stderr).contains("case-collision"));
+    }
+    let nginx = text(&run_bin_ok(["nginx", tree], f.dir.path()).stdout);
+    // nginx tells the two tags apart with case-sensitive keys.
+    assert!(
+        nginx.contains("\"~^/v2/demo/hello/manifests/Latest$\""),
+        "{nginx}"
+    );
+    let check = run_bin(["check", tree], f.dir.path());
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check.stdout));
+    assert!(text(&check.stdout).contains("see `check --host netlify`"));
+    let netlify = run_bin(
+        [
+            "netlify",
+            tree,
+            "-o",
+            f.dir.join("h/_headers").to_str().unwrap(),
+        ],
+        f.dir.path(),
+    );
+    let lines: Vec<String> = text(&netlify.stderr)
+        .lines()
+        .filter(|l| l.contains("[case-collision]"))
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len(), 2, "one line per tag left out: {lines:#?}");
+    assert!(lines[0].starts_with("error: v2/demo/hello/manifests/Latest: "));
+    assert!(lines[1].starts_with("error: v2/demo/hello/manifests/latest: "));
+    let strict = run_bin(["check", tree, "--host", "netlify"], f.dir.path());
+    assert_eq!(strict.status.code(), Some(1));
+}
+
+/// Bug 3: `check` called an unprepared tree clean while every host command warned.
+#[test]
+fn check_reports_an_unprepared_tree() {
+    let f = fixture::build("basic", &[]);
+    let tree = f.tree();
+    let out = run_bin(
+        ["check", tree.to_str().unwrap(), "--format", "json"],
+        f.dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "warnings only");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pending: Vec<&str> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "not-prepared")
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    for fixed in [
+        "v2/_catalog",
+        "v2/index.html",
+        "v2/_errors/manifest_unknown.json",
+    ] {
+        assert!(pending.contains(&fixed), "{fixed}: {pending:?}");
+    }
+    for (name, _) in f.repositories() {
+        let list = format!("v2/{name}/tags/list");
+        assert!(pending.contains(&list.as_str()), "{list}: {pending:?}");
+    }
+    // Every tag whose digest copy is missing (the builder made one for demo/hello only).
+    for (name, _, digest, _, _) in f.tags() {
+        let copy = format!("v2/{name}/manifests/{digest}");
+        assert_eq!(
+            pending.contains(&copy.as_str()),
+            !tree.join(&copy).exists(),
+            "{copy}"
+        );
+    }
+    run_bin_ok(["prepare", tree.to_str().unwrap()], f.dir.path());
+    let after = text(&run_bin_ok(["check", tree.to_str().unwrap()], f.dir.path()).stdout);
+    assert!(!after.contains("not-prepared"), "{after}");
+}
+
+/// Bug 5: schema 1 got no warning although Docker 28 and containerd 2 refuse it, and an
+/// unsigned schema 1 document was served as `...manifest.v1+prettyjws`.
+#[test]
+fn schema1_is_typed_by_its_signature_and_warned_about() {
+    let f = fixture::build("basic", &[]);
+    let repo = f.tree().join("v2/old/app");
+    fs::create_dir_all(repo.join("manifests")).unwrap();
+    fs::create_dir_all(repo.join("blobs")).unwrap();
+    let layer = b"layer bytes";
+    let layer_digest = fixture::sha256(layer);
+    fs::write(repo.join("blobs").join(&layer_digest), layer).unwrap();
+    let unsigned = format!(
+        r#"{{"schemaVersion":1,"name":"old/app","tag":"v1","architecture":"amd64","fsLayers":[{{"blobSum":"{layer_digest}"}}],"history":[{{"v1Compatibility":"{{}}"}}],"signatures":[]}}"#
+    );
+    fs::write(repo.join("manifests/v1"), &unsigned).unwrap();
+    let tree = f.tree();
+    let tree = tree.to_str().unwrap();
+    run_bin_ok(["prepare", tree], f.dir.path());
+    let check = text(&run_bin_ok(["check", tree], f.dir.path()).stdout);
+    let line = check
+        .lines()
+        .find(|l| l.contains("[schema1]"))
+        .unwrap_or_else(|| panic!("no schema1 warning: {check}"));
+    assert!(line.starts_with("warning: v2/old/app/manifests/"), "{line}");
+    assert!(
+        line.contains("Docker 28") && line.contains("containerd 2"),
+        "{line}"
+    );
+    let headers: Value =
+        serde_json::from_slice(&run_bin_ok(["headers", tree], f.dir.path()).stdout).unwrap();
+    assert_eq!(
+        headers["/v2/old/app/manifests/v1"]["headers"]["Content-Type"],
+        "application/vnd.docker.distribution.manifest.v1+json"
+    );
+    assert_eq!(
+        headers["/v2/old/app/manifests/v1"]["headers"]["Docker-Content-Digest"],
+        fixture::sha256(unsigned.as_bytes())
+    );
+}
