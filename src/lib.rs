@@ -3,7 +3,8 @@
 //! then a host in [`hosts`] judges and renders it.
 //!
 //! The modules by layer; each uses only the layers above it:
-//! - leaves: [`grammar`] (names, tags, digests and their types), [`media`]
+//! - leaves: [`grammar`] (names, tags, digests and their types), [`address`]
+//!   (listen addresses, server names, roots), [`media`]
 //!   (manifest types), [`digest`] (hashing), [`layout`] (the paths of a served
 //!   tree), [`problem`], [`parallel`], [`output`] (where results go);
 //! - the model: [`model`] and its [`routes`] view (every path a host answers);
@@ -11,6 +12,7 @@
 //! - rendering: [`templates`], [`settings`], and [`hosts`] (the host table);
 //! - the surface: [`cli`] and [`commands`], which run any host through one path.
 
+mod address;
 mod check;
 mod cli;
 mod commands;

@@ -266,7 +266,7 @@ fn rewrite_table_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Resu
 
 fn host_port_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
     let s = as_str(value, "host_port")?;
-    if !crate::hosts::address::is_host_port(s) {
+    if !crate::address::is_host_port(s) {
         return Err(tera::Error::msg(format!(
             "refusing address {:?}: expected PORT, HOST, HOST:PORT or [IPv6]:PORT",
             crate::problem::printable(s)

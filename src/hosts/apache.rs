@@ -12,8 +12,8 @@
 //! single backreference regex searches. Parsing cost is then about the bytes
 //! of the table, and a lookup walks about log2(chunks) rules.
 
-use super::address::{Listen, check_root_path, check_server_name};
 use super::{Ctx, Host};
+use crate::address::{Listen, check_root_path, check_server_name};
 
 use crate::media::MediaType;
 use crate::model::Registry;

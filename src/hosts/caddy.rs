@@ -17,8 +17,8 @@
 //! repositories of the model, and the symlinks the scan found leading out of
 //! the tree are refused by path.
 
-use super::address::{Listen, check_root_path, check_server_name};
 use super::{Ctx, Host};
+use crate::address::{Listen, check_root_path, check_server_name};
 
 use crate::media::MediaType;
 use crate::model::{Registry, SymlinkKind};

@@ -99,6 +99,25 @@ impl Host for CloudflareRules {
 mod tests {
     use super::*;
 
+    /// `substring(path, -DIGEST_LEN)` must be exactly the digest of every digest path, for
+    /// the longest and shortest names the grammar allows.
+    #[test]
+    fn the_digest_length_is_that_of_a_digest() {
+        use crate::grammar::{Digest, Name};
+        let digest = crate::digest::of_bytes(b"x");
+        for name in ["a", &"a".repeat(255)] {
+            let name = Name::parse(name).unwrap();
+            for path in [
+                crate::layout::blob_file(&name, &digest),
+                crate::layout::manifest_file(&name, &digest),
+            ] {
+                let tail = &path[path.len() - DIGEST_LEN..];
+                assert_eq!(Digest::parse(tail), Some(digest), "{path}");
+                assert!(path[..path.len() - DIGEST_LEN].ends_with('/'));
+            }
+        }
+    }
+
     #[test]
     fn rules_have_the_documented_shape() {
         let r = ruleset();

@@ -10,7 +10,6 @@
 //! To add a host: write `hosts/<name>.rs` implementing [`Host`], add its
 //! templates to [`crate::templates::BUILTIN`], and add one line to [`HOSTS`].
 
-pub(crate) mod address;
 pub(crate) mod apache;
 pub(crate) mod caddy;
 pub(crate) mod cloudflare;

@@ -7,8 +7,8 @@
 //! served when their path is in the map, so a hostile or broken file on disk
 //! is never served as a manifest.
 
-use super::address::{Listen, check_root_path, check_server_name};
 use super::{Ctx, Host};
+use crate::address::{Listen, check_root_path, check_server_name};
 
 use crate::layout;
 use crate::media::MediaType;

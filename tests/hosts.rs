@@ -1,0 +1,149 @@
+//! What the host table promises: every host is judged by `check --host`, a template override
+//! breaks only its own host, and the grammar reaches the Cloudflare worker spelled exactly.
+
+mod support;
+
+use std::fs;
+use std::process::Command;
+use support::{fixture, run_bin, run_bin_ok};
+
+/// Every host command, as `registrish-gen --help` lists them.
+fn host_commands() -> Vec<String> {
+    let help = String::from_utf8(run_bin_ok(["--help"], std::path::Path::new(".")).stdout).unwrap();
+    let mut out = Vec::new();
+    let mut in_commands = false;
+    for line in help.lines() {
+        if line.starts_with("Commands:") {
+            in_commands = true;
+            continue;
+        }
+        if in_commands {
+            let Some(word) = line.trim_start().split_whitespace().next() else {
+                break;
+            };
+            if !["import", "check", "prepare", "help"].contains(&word) {
+                out.push(word.to_string());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn check_host_judges_the_tree_for_every_host() {
+    let hosts = host_commands();
+    for expected in [
+        "nginx",
+        "netlify",
+        "cloudflare",
+        "s3",
+        "storj",
+        "apache",
+        "caddy",
+        "headers",
+    ] {
+        assert!(
+            hosts.iter().any(|h| h == expected),
+            "{expected} in {hosts:?}"
+        );
+    }
+    let f = fixture::build("basic", &[]);
+    let tree = f.tree();
+    let tree = tree.to_str().unwrap();
+    run_bin_ok(["prepare", tree], f.dir.path());
+    for host in &hosts {
+        let out = run_bin(["check", tree, "--host", host], f.dir.path());
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "check --host {host}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let out = run_bin(["check", tree, "--host", "nosuchhost"], f.dir.path());
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_broken_template_override_breaks_only_its_own_host() {
+    let f = fixture::build("basic", &[]);
+    let tree = f.tree();
+    let tree = tree.to_str().unwrap();
+    run_bin_ok(["prepare", tree], f.dir.path());
+    let templates = f.dir.join("templates");
+    fs::create_dir_all(&templates).unwrap();
+    fs::write(templates.join("caddyfile.tera"), "{% if %}broken").unwrap();
+    let dir = templates.to_str().unwrap();
+    let nginx = run_bin(["nginx", tree, "--templates", dir], f.dir.path());
+    assert_eq!(
+        nginx.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&nginx.stderr)
+    );
+    assert!(String::from_utf8_lossy(&nginx.stdout).contains("map $uri $registrish_manifest"));
+    let caddy = run_bin(["caddy", tree, "--templates", dir], f.dir.path());
+    assert_eq!(caddy.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&caddy.stderr).contains("invalid template"));
+}
+
+/// The worker spells the grammar as JavaScript regex literals; node runs them over strings
+/// whose verdicts are known from the distribution spec.
+#[test]
+fn the_worker_regexes_accept_exactly_the_grammar() {
+    let f = fixture::build("basic", &[]);
+    let tree = f.tree();
+    let site = f.dir.join("site");
+    run_bin_ok(
+        [
+            "cloudflare",
+            tree.to_str().unwrap(),
+            "-o",
+            site.to_str().unwrap(),
+        ],
+        f.dir.path(),
+    );
+    let worker = fs::read_to_string(site.join("_worker.js")).unwrap();
+    let regex = |name: &str| -> String {
+        let prefix = format!("const {name} = ");
+        let line = worker
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no {name} in the worker"));
+        line[prefix.len()..].trim_end_matches(';').to_string()
+    };
+    let hex = "a".repeat(64);
+    // (string, name, tag, digest)
+    let vectors: Vec<(String, bool, bool, bool)> = vec![
+        ("demo/hello".into(), true, false, false),
+        ("a.b_c__d---e/x0".into(), true, false, false),
+        ("latest".into(), true, true, false),
+        ("Latest".into(), false, true, false),
+        ("_x".into(), false, true, false),
+        ("a___b".into(), false, true, false),
+        ("a//b".into(), false, false, false),
+        ("-a".into(), false, false, false),
+        (".x".into(), false, false, false),
+        ("a;b".into(), false, false, false),
+        ("a\nb".into(), false, false, false),
+        (format!("a{}", "b".repeat(127)), true, true, false),
+        (format!("a{}", "b".repeat(128)), true, false, false),
+        (format!("sha256:{hex}"), false, false, true),
+        (format!("sha256:{}", "A".repeat(64)), false, false, false),
+        (format!("sha256:{hex}0"), false, false, false),
+    ];
+    let script = format!(
+        "const NAME = {}; const TAG = {}; const DIGEST = {};\n\
+         const v = {};\n\
+         const bad = v.filter(([s, n, t, d]) => NAME.test(s) !== n || TAG.test(s) !== t || DIGEST.test(s) !== d);\n\
+         console.log(JSON.stringify(bad)); process.exit(bad.length ? 1 : 0);\n",
+        regex("NAME"),
+        regex("TAG"),
+        regex("DIGEST"),
+        serde_json::to_string(&vectors).unwrap()
+    );
+    let path = f.dir.join("grammar.mjs");
+    fs::write(&path, script).unwrap();
+    let out = support::process::run(Command::new("node").arg(&path));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+}
