@@ -18,7 +18,7 @@ fn host_commands() -> Vec<String> {
             continue;
         }
         if in_commands {
-            let Some(word) = line.trim_start().split_whitespace().next() else {
+            let Some(word) = line.split_whitespace().next() else {
                 break;
             };
             if !["import", "check", "prepare", "help"].contains(&word) {
