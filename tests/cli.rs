@@ -2,15 +2,15 @@
 //! commands' output contracts (determinism, --check, -o, settings, hostile
 //! input). Serving through real hosts and clients lives in the e2e_* files.
 
-mod support;
+use crate::support;
 
+use crate::support::fixture::{self, sha256};
+use crate::support::{TempDir, run_bin};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
-use support::fixture::{self, sha256};
-use support::{TempDir, run_bin};
 
 fn code(out: &std::process::Output) -> i32 {
     out.status.code().expect("exited")

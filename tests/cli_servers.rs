@@ -2,12 +2,10 @@
 //! `-o`, hostile trees and hostile flag values. Serving lives in e2e_apache.rs and
 //! e2e_caddy.rs.
 
-mod support;
-
+use crate::support::servers::{ApacheSite, apache_test_config, caddy_validate_config};
+use crate::support::{fixture, free_port, run_bin};
 use std::fs;
 use std::path::Path;
-use support::servers::{ApacheSite, apache_test_config, caddy_validate_config};
-use support::{fixture, free_port, run_bin};
 
 fn code(out: &std::process::Output) -> i32 {
     out.status.code().expect("exited")

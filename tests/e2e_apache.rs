@@ -1,14 +1,12 @@
 //! Apache serving generated configs, pulled by real clients: the `.htaccess` a shared host
 //! reads, and the `--vhost` form a server config includes.
 
-mod support;
-
-use support::fixture::{self, Fixture};
-use support::registry::{
+use crate::support::fixture::{self, Fixture};
+use crate::support::registry::{
     Expect, assert_clients, assert_hostile_refused, assert_http, assert_http_every,
 };
-use support::servers::{Apache, ApacheSite};
-use support::{Containerd, Dockerd, free_port, http, run_bin_ok};
+use crate::support::servers::{Apache, ApacheSite};
+use crate::support::{Containerd, Dockerd, free_port, http, run_bin_ok};
 
 fn prepare(f: &Fixture) {
     run_bin_ok(["prepare", f.tree().to_str().unwrap()], f.dir.path());

@@ -1,13 +1,11 @@
 //! Caddy serving a generated site block, pulled by real clients.
 
-mod support;
-
-use support::fixture::{self, Fixture};
-use support::registry::{
+use crate::support::fixture::{self, Fixture};
+use crate::support::registry::{
     Expect, assert_clients, assert_hostile_refused, assert_http, assert_http_every,
 };
-use support::servers::Caddy;
-use support::{Containerd, Dockerd, free_port, http, run_bin_ok};
+use crate::support::servers::Caddy;
+use crate::support::{Containerd, Dockerd, free_port, http, run_bin_ok};
 
 fn serve(f: &Fixture) -> Caddy {
     let tree = f.tree();

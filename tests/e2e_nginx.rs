@@ -1,10 +1,10 @@
 //! nginx serving generated configs, pulled by real clients.
 
-mod support;
+use crate::support;
 
-use support::fixture;
-use support::registry::{Expect, assert_clients, assert_hostile_refused, assert_http};
-use support::{Containerd, Dockerd, Nginx, free_port, http, run_bin_ok};
+use crate::support::fixture;
+use crate::support::registry::{Expect, assert_clients, assert_hostile_refused, assert_http};
+use crate::support::{Containerd, Dockerd, Nginx, free_port, http, run_bin_ok};
 
 fn serve(f: &fixture::Fixture) -> Nginx {
     let tree = f.tree();

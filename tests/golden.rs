@@ -5,15 +5,15 @@
 //! golden` rewrites them after an intended change. Structural tests say what the text must hold
 //! whatever its wording.
 
-mod support;
+use crate::support;
 
+use crate::support::fixture::{self, Fixture};
+use crate::support::{process, run_bin, run_bin_ok};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 use std::process::Command;
-use support::fixture::{self, Fixture};
-use support::{process, run_bin, run_bin_ok};
 
 /// Where the golden files say the tree is: the real path is a temp dir.
 const GOLDEN_TREE: &str = "/srv/registry";
