@@ -2,13 +2,11 @@
 //! plus the generated `_worker.js`, pulled by real clients, at fixture size and
 //! past the 100-rule `_headers` limit.
 
-use crate::support;
-
 use crate::support::fixture::{self, Fixture};
 use crate::support::registry::{
     Expect, assert_clients, assert_hostile_refused, assert_http, assert_http_every,
 };
-use crate::support::{Containerd, Dockerd, Wrangler, free_port, http, run_bin_ok};
+use crate::support::{self, Containerd, Dockerd, Wrangler, free_port, http, run_bin_ok};
 
 fn serve(f: &Fixture) -> Wrangler {
     let tree = f.tree();

@@ -3,11 +3,11 @@
 //! and without `--all`), `oci:` and `docker-archive:` forms. Each import is
 //! served by nginx and pulled; pulled digests must equal the source's.
 
-use crate::support;
-
 use crate::support::fixture::{self, sha256};
 use crate::support::process::run;
-use crate::support::{Containerd, Dockerd, Nginx, TempDir, free_port, run_bin, run_bin_ok, skopeo};
+use crate::support::{
+    self, Containerd, Dockerd, Nginx, TempDir, free_port, run_bin, run_bin_ok, skopeo,
+};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fs;
