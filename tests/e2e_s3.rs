@@ -315,8 +315,7 @@ fn s3_bucket_behind_a_proxy_serves_every_tag_to_skopeo_containerd_and_docker() {
     // Content-Type and Cache-Control are stored with each object; the digest header cannot be.
     let expect = Expect {
         digest_headers: false,
-        api_version: true,
-        cache_control: true,
+        ..Expect::ALL
     };
     assert_http(nginx.port(), &f, expect);
     let containerd = Containerd::start();
