@@ -1,24 +1,15 @@
-//! The real binary over fixture trees: check, prepare, and the host
-//! commands' output contracts (determinism, --check, -o, settings, hostile
-//! input). Serving through real hosts and clients lives in the e2e_* files.
+//! The real binary over fixture trees: check, prepare, and the host commands' output contracts
+//! (determinism, --check, -o, settings, hostile input), one behaviour a test. Serving through
+//! real hosts and clients lives in the e2e_* modules.
 
-mod support;
-
+use crate::support::TempDir;
+use crate::support::case::{Case, TREE};
+use crate::support::fixture::{self, Fixture, sha256};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
-use support::fixture::{self, sha256};
-use support::{TempDir, run_bin};
-
-fn code(out: &std::process::Output) -> i32 {
-    out.status.code().expect("exited")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// Every file under `dir` with its bytes and mtime, for "nothing changed" assertions.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, SystemTime)> {
@@ -36,79 +27,88 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, SystemTime)> {
     out
 }
 
+fn prepare(tree: &Path) {
+    Case::new().tree(tree).args(["prepare", TREE]).run();
+}
+
+fn prepared(kind: &str) -> Fixture {
+    let f = fixture::build(kind, &[]);
+    prepare(&f.tree());
+    f
+}
+
+/// `registrish-gen nginx TREE --listen 127.0.0.1:8080`, more arguments to come.
+fn nginx(tree: &Path) -> Case {
+    Case::new()
+        .tree(tree)
+        .args(["nginx", TREE, "--listen", "127.0.0.1:8080"])
+}
+
+// check
+
 #[test]
-fn check_clean_fixture_exits_zero_and_counts_everything() {
+fn check_counts_every_repository_tag_manifest_and_blob_of_a_clean_tree() {
     let f = fixture::build("basic", &[]);
-    let out = run_bin(
-        ["check", "--format", "json", f.tree().to_str().unwrap()],
-        f.dir.path(),
-    );
-    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ran = Case::new()
+        .tree(f.tree())
+        .args(["check", "--format", "json", TREE])
+        .run();
+    let report: Value = serde_json::from_str(&ran.stdout).unwrap();
     assert_eq!(report["errors"], 0);
-    assert_eq!(
-        report["repositories"].as_u64().unwrap() as usize,
-        f.repositories().len()
-    );
-    assert_eq!(report["tags"].as_u64().unwrap() as usize, f.tags().len());
-    assert_eq!(
-        report["manifests"].as_u64().unwrap() as usize,
-        f.manifests().len()
-    );
-    assert_eq!(report["blobs"].as_u64().unwrap() as usize, f.blobs().len());
+    assert_eq!(report["repositories"], f.repositories().len());
+    assert_eq!(report["tags"], f.tags().len());
+    assert_eq!(report["manifests"], f.manifests().len());
+    assert_eq!(report["blobs"], f.blobs().len());
+}
+
+/// `check --format json` on the hostile tree reports what the builder planted (the problems that
+/// need `--verify-blobs` only with it) and no error it did not plant.
+fn assert_check_reports_the_planted_problems(verify_blobs: bool) {
+    let f = fixture::build("hostile", &[]);
+    let mut case = Case::new()
+        .tree(f.tree())
+        .args(["check", "--format", "json", TREE])
+        .status(1);
+    if verify_blobs {
+        case = case.arg("--verify-blobs");
+    }
+    let report: Value = serde_json::from_str(&case.run().stdout).unwrap();
+    let problems = report["problems"].as_array().unwrap();
+    let key = |p: &Value| {
+        (
+            p["path"].as_str().unwrap().to_string(),
+            p["kind"].as_str().unwrap().to_string(),
+        )
+    };
+    let found: Vec<(String, String)> = problems.iter().map(key).collect();
+    for (path, kind, needs) in f.problems() {
+        let expect = match needs.as_deref() {
+            None => true,
+            Some("--verify-blobs") => verify_blobs,
+            // `--host NAME`: that host's own judgement, not plain `check`'s.
+            Some(_) => false,
+        };
+        let present = found.contains(&(path.clone(), kind.clone()));
+        assert_eq!(
+            present, expect,
+            "{kind} at {path:?} (verify_blobs={verify_blobs}); found {found:#?}"
+        );
+    }
+    // Nothing reported that the builder did not plant (warnings aside).
+    let planted: Vec<(String, String)> = f.problems().into_iter().map(|(p, k, _)| (p, k)).collect();
+    for p in problems.iter().filter(|p| p["severity"] == "error") {
+        assert!(planted.contains(&key(p)), "unexpected {p}");
+    }
 }
 
 #[test]
 fn check_reports_every_planted_problem_at_once() {
-    let f = fixture::build("hostile", &[]);
-    let tree = f.tree();
-    for verify in [false, true] {
-        let mut args = vec!["check", "--format", "json", tree.to_str().unwrap()];
-        if verify {
-            args.push("--verify-blobs");
-        }
-        let out = run_bin(&args, f.dir.path());
-        assert_eq!(code(&out), 1, "{}", text(&out.stderr));
-        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let found: Vec<(String, String)> = report["problems"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| {
-                (
-                    p["path"].as_str().unwrap().to_string(),
-                    p["kind"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect();
-        for (path, kind, needs) in f.problems() {
-            let expect = match needs.as_deref() {
-                None => true,
-                Some("--verify-blobs") => verify,
-                Some(_) => false,
-            };
-            let present = found.contains(&(path.clone(), kind.clone()));
-            assert_eq!(
-                present, expect,
-                "{kind} at {path:?} (verify_blobs={verify}); found {found:#?}"
-            );
-        }
-        // Nothing reported that the builder did not plant (warnings aside).
-        for p in report["problems"].as_array().unwrap() {
-            if p["severity"] == "error" {
-                let key = (
-                    p["path"].as_str().unwrap().to_string(),
-                    p["kind"].as_str().unwrap().to_string(),
-                );
-                assert!(
-                    f.problems()
-                        .iter()
-                        .any(|(a, b, _)| (a, b) == (&key.0, &key.1)),
-                    "unexpected {p}"
-                );
-            }
-        }
-    }
+    assert_check_reports_the_planted_problems(false);
+}
+
+#[test]
+fn check_verify_blobs_also_reports_blobs_whose_bytes_do_not_match_their_digest() {
+    assert_check_reports_the_planted_problems(true);
 }
 
 /// Problems only one host has are reported by `check --host` for that host, and as one hint
@@ -116,42 +116,56 @@ fn check_reports_every_planted_problem_at_once() {
 #[test]
 fn check_host_reports_what_only_that_host_cannot_serve() {
     let f = fixture::build("hostile", &[]);
-    let tree = f.tree();
-    let tree = tree.to_str().unwrap();
+    let mut hosts_seen = 0;
     for (path, kind, needs) in f.problems() {
         let Some(host) = needs.as_deref().and_then(|n| n.strip_prefix("--host ")) else {
             continue;
         };
-        let out = run_bin(["check", tree, "--host", host], f.dir.path());
-        assert_eq!(code(&out), 1);
-        let line = format!("error: {path}: ");
-        let stdout = text(&out.stdout);
+        hosts_seen += 1;
+        let ran = Case::new()
+            .tree(f.tree())
+            .args(["check", TREE, "--host", host])
+            .status(1)
+            .run();
         assert!(
-            stdout
+            ran.stdout
                 .lines()
-                .any(|l| l.starts_with(&line) && l.ends_with(&format!("[{kind}]"))),
-            "{stdout}"
+                .any(|l| l.starts_with(&format!("error: {path}: "))
+                    && l.ends_with(&format!("[{kind}]"))),
+            "{}",
+            ran.stdout
         );
-        let plain = text(&run_bin(["check", tree], f.dir.path()).stdout);
-        assert!(!plain.contains(&format!("[{kind}]")), "{plain}");
-        assert!(
-            plain.contains(&format!("see `check --host {host}`")),
-            "{plain}"
-        );
+        Case::new()
+            .tree(f.tree())
+            .args(["check", TREE])
+            .status(1)
+            .stdout_lacks(format!("[{kind}]"))
+            .stdout_contains(format!("see `check --host {host}`"))
+            .run();
     }
+    assert!(
+        hosts_seen > 0,
+        "the hostile tree plants a host-only problem"
+    );
 }
 
 #[test]
 fn check_text_is_one_line_per_problem_even_for_newline_names() {
     let f = fixture::build("hostile", &[]);
-    let out = run_bin(["check", f.tree().to_str().unwrap()], f.dir.path());
-    assert_eq!(code(&out), 1);
-    let stdout = text(&out.stdout);
+    let ran = Case::new()
+        .tree(f.tree())
+        .args(["check", TREE])
+        .status(1)
+        .stdout_contains("v2/demo/new\\nline")
+        .run();
     let planted = f.problems().iter().filter(|p| p.2.is_none()).count();
-    let errors = stdout.lines().filter(|l| l.starts_with("error: ")).count();
-    assert_eq!(errors, planted, "{stdout}");
-    assert!(stdout.contains("v2/demo/new\\nline"), "{stdout}");
-    for line in stdout.lines() {
+    let errors = ran
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .count();
+    assert_eq!(errors, planted, "{}", ran.stdout);
+    for line in ran.stdout.lines() {
         assert!(
             line.starts_with("error: v2/") || line.starts_with("warning: v2/"),
             "{line}"
@@ -159,127 +173,192 @@ fn check_text_is_one_line_per_problem_even_for_newline_names() {
     }
 }
 
-#[test]
-fn usage_and_io_errors_exit_two() {
-    let tmp = TempDir::new("usage");
-    assert_eq!(code(&run_bin(["check", "--no-such-flag"], tmp.path())), 2);
-    let out = run_bin(["check", tmp.join("missing").to_str().unwrap()], tmp.path());
-    assert_eq!(code(&out), 2);
-    assert!(
-        text(&out.stderr).contains("missing"),
-        "{}",
-        text(&out.stderr)
+/// A basic tree with a 26 MiB blob: fine for most hosts, over the Pages limit.
+fn plant_big_blob(f: &Fixture) -> PathBuf {
+    let big = f.tree().join(
+        "v2/demo/hello/blobs/sha256:4444444444444444444444444444444444444444444444444444444444444444",
     );
-    // A tree without v2/ is not a registry.
-    let out = run_bin(["nginx", tmp.path().to_str().unwrap()], tmp.path());
-    assert_eq!(code(&out), 2);
-    assert!(text(&out.stderr).contains("v2/"), "{}", text(&out.stderr));
+    fs::File::create(&big)
+        .unwrap()
+        .set_len(26 * 1024 * 1024)
+        .unwrap();
+    big
 }
 
 #[test]
-fn prepare_completes_the_tree_and_is_idempotent() {
+fn check_only_hints_at_pages_limits_for_a_blob_over_25_mib() {
     let f = fixture::build("basic", &[]);
-    let tree = f.tree();
-    let before = snapshot(&tree);
-    let out = run_bin(["prepare", tree.to_str().unwrap()], f.dir.path());
-    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
-    let after = snapshot(&tree);
-    // Nothing that existed was touched.
+    plant_big_blob(&f);
+    Case::new()
+        .tree(f.tree())
+        .args(["check", TREE])
+        .stdout_contains("check --host cloudflare")
+        .run();
+}
+
+#[test]
+fn check_host_cloudflare_reports_a_blob_over_25_mib_as_an_error() {
+    let f = fixture::build("basic", &[]);
+    plant_big_blob(&f);
+    Case::new()
+        .tree(f.tree())
+        .args(["check", TREE, "--host", "cloudflare"])
+        .status(1)
+        .stdout_contains("sha256:4444")
+        .stdout_contains("[file-too-large]")
+        .run();
+}
+
+// Usage and I/O errors
+
+#[test]
+fn an_unknown_flag_exits_two() {
+    Case::new()
+        .args(["check", "--no-such-flag"])
+        .status(2)
+        .run();
+}
+
+#[test]
+fn a_missing_tree_exits_two_and_names_it() {
+    let tmp = TempDir::new("usage");
+    Case::new()
+        .arg("check")
+        .arg(tmp.join("missing"))
+        .status(2)
+        .stderr_contains("missing")
+        .run();
+}
+
+#[test]
+fn a_tree_without_v2_is_refused_with_exit_two() {
+    let tmp = TempDir::new("usage");
+    Case::new()
+        .tree(tmp.path())
+        .args(["nginx", TREE])
+        .status(2)
+        .stderr_contains("v2/")
+        .run();
+}
+
+// prepare
+
+#[test]
+fn prepare_changes_no_file_that_was_there() {
+    let f = fixture::build("basic", &[]);
+    let before = snapshot(&f.tree());
+    prepare(&f.tree());
+    let after = snapshot(&f.tree());
     for (path, old) in &before {
         assert_eq!(after.get(path), Some(old), "{} changed", path.display());
     }
-    // Every tag has its digest-addressed copy, byte for byte.
+}
+
+#[test]
+fn prepare_writes_a_digest_addressed_copy_of_every_tag() {
+    let f = prepared("basic");
+    let tree = f.tree();
     for (name, tag, digest, _, _) in f.tags() {
         let by_tag = fs::read(tree.join(format!("v2/{name}/manifests/{tag}"))).unwrap();
         let by_digest = fs::read(tree.join(format!("v2/{name}/manifests/{digest}"))).unwrap();
-        assert_eq!(by_tag, by_digest);
-        assert_eq!(sha256(&by_digest), digest);
+        assert_eq!(by_tag, by_digest, "{name}:{tag}");
+        assert_eq!(sha256(&by_digest), digest, "{name}@{digest}");
     }
+}
+
+#[test]
+fn prepare_writes_tags_lists_the_catalog_the_base_and_the_error_bodies() {
+    let f = prepared("basic");
+    let tree = f.tree();
+    let json = |rel: &str| -> Value {
+        serde_json::from_slice(&fs::read(tree.join(rel)).unwrap())
+            .unwrap_or_else(|e| panic!("{rel}: {e}"))
+    };
     for (name, repo) in f.repositories() {
-        let list: Value =
-            serde_json::from_slice(&fs::read(tree.join(format!("v2/{name}/tags/list"))).unwrap())
-                .unwrap();
         let mut tags: Vec<&String> = repo["tags"].as_object().unwrap().keys().collect();
         tags.sort();
-        assert_eq!(list, serde_json::json!({"name": name, "tags": tags}));
+        assert_eq!(
+            json(&format!("v2/{name}/tags/list")),
+            serde_json::json!({"name": name, "tags": tags})
+        );
     }
-    let catalog: Value =
-        serde_json::from_slice(&fs::read(tree.join("v2/_catalog")).unwrap()).unwrap();
     let names: Vec<&String> = f.repositories().keys().collect();
-    assert_eq!(catalog, serde_json::json!({"repositories": names}));
+    assert_eq!(
+        json("v2/_catalog"),
+        serde_json::json!({"repositories": names})
+    );
     assert_eq!(fs::read(tree.join("v2/index.html")).unwrap(), b"{}");
-    for (file, code_name) in [
+    for (file, code) in [
         ("manifest_unknown", "MANIFEST_UNKNOWN"),
         ("blob_unknown", "BLOB_UNKNOWN"),
         ("name_unknown", "NAME_UNKNOWN"),
     ] {
-        let body: Value = serde_json::from_slice(
-            &fs::read(tree.join(format!("v2/_errors/{file}.json"))).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(body["errors"][0]["code"], code_name);
+        assert_eq!(
+            json(&format!("v2/_errors/{file}.json"))["errors"][0]["code"],
+            code
+        );
     }
-    // Second run: not one byte or mtime changes.
-    let out = run_bin(["prepare", tree.to_str().unwrap()], f.dir.path());
-    assert_eq!(code(&out), 0);
-    assert_eq!(snapshot(&tree), after);
 }
 
 #[test]
-fn prepare_never_overwrites_a_wrong_digest_file_and_leaves_hostile_names_out() {
+fn prepare_a_second_time_changes_no_byte_and_no_mtime() {
+    let f = prepared("basic");
+    let once = snapshot(&f.tree());
+    prepare(&f.tree());
+    assert_eq!(snapshot(&f.tree()), once);
+}
+
+#[test]
+fn prepare_leaves_a_digest_file_with_other_bytes_as_it_is() {
     let f = fixture::build("hostile", &[]);
-    let tree = f.tree();
-    let bad = tree.join(
+    let bad = f.tree().join(
         "v2/demo/broken/manifests/sha256:35b6a6f09fb9557e7da6c168abfe1c86318fc0a6c559f9eaff6da06e745c85ca",
     );
-    let bad_before = fs::read(&bad).unwrap();
-    let out = run_bin(["prepare", tree.to_str().unwrap()], f.dir.path());
-    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
-    assert_eq!(fs::read(&bad).unwrap(), bad_before);
-    let badtags = text(&fs::read(tree.join("v2/demo/badtags/tags/list")).unwrap_or_default());
+    let before = fs::read(&bad).unwrap();
+    prepare(&f.tree());
+    assert_eq!(fs::read(&bad).unwrap(), before);
+}
+
+#[test]
+fn prepare_lists_no_hostile_tag_or_repository() {
+    let f = prepared("hostile");
+    let tree = f.tree();
+    let badtags =
+        String::from_utf8(fs::read(tree.join("v2/demo/badtags/tags/list")).unwrap()).unwrap();
     assert!(
         !badtags.contains("pwned") && !badtags.contains('$'),
         "{badtags}"
     );
-    let catalog = text(&fs::read(tree.join("v2/_catalog")).unwrap());
+    let catalog = String::from_utf8(fs::read(tree.join("v2/_catalog")).unwrap()).unwrap();
     for hostile in ["evil", "quo", "dollar", "Bad", "new", "escape"] {
         assert!(!catalog.contains(hostile), "{hostile} in {catalog}");
     }
     assert!(!tree.join("v2/evil}name/tags").exists());
 }
 
-fn nginx_conf(tree: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "nginx",
-        tree.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:8080",
-    ];
-    args.extend_from_slice(extra);
-    run_bin(&args, tree)
+// nginx
+
+#[test]
+fn nginx_on_an_unprepared_tree_warns_to_prepare_it() {
+    let f = fixture::build("basic", &[]);
+    nginx(&f.tree()).stderr_contains("prepare").run();
 }
 
 #[test]
-fn nginx_output_is_deterministic_and_lists_every_manifest_path() {
+fn nginx_renders_the_same_config_once_the_tree_is_prepared_and_warns_no_more() {
     let f = fixture::build("basic", &[]);
+    let unprepared = nginx(&f.tree()).run();
+    prepare(&f.tree());
+    nginx(&f.tree())
+        .stdout(unprepared.stdout)
+        .stderr_lacks("warning")
+        .run();
+}
+
+#[test]
+fn nginx_renders_the_same_bytes_from_a_copy_of_the_tree_with_the_same_root_path() {
+    let f = prepared("basic");
     let tree = f.tree();
-    let first = nginx_conf(&tree, &[]);
-    assert_eq!(code(&first), 0, "{}", text(&first.stderr));
-    // Unprepared trees get a warning, the same config.
-    assert!(
-        text(&first.stderr).contains("prepare"),
-        "{}",
-        text(&first.stderr)
-    );
-    run_bin(["prepare", tree.to_str().unwrap()], &tree);
-    let second = nginx_conf(&tree, &[]);
-    assert_eq!(first.stdout, second.stdout);
-    assert!(
-        !text(&second.stderr).contains("warning"),
-        "{}",
-        text(&second.stderr)
-    );
-    // A copy elsewhere, with the same --root-path, renders the same bytes.
     let copy = TempDir::new("copy");
     let status = std::process::Command::new("cp")
         .arg("-a")
@@ -289,11 +368,16 @@ fn nginx_output_is_deterministic_and_lists_every_manifest_path() {
         .unwrap();
     assert!(status.success());
     let root = tree.to_str().unwrap();
-    let a = nginx_conf(&tree, &["--root-path", root]);
-    let b = nginx_conf(&copy.join("t"), &["--root-path", root]);
-    assert_eq!(a.stdout, b.stdout);
+    let original = nginx(&tree).args(["--root-path", root]).run();
+    nginx(&copy.join("t"))
+        .args(["--root-path", root])
+        .stdout(original.stdout)
+        .run();
+}
 
-    let conf = text(&second.stdout);
+#[test]
+fn nginx_lists_every_tag_and_digest_path_with_its_type_code() {
+    let f = prepared("basic");
     let codes: BTreeMap<&str, char> = [
         ("application/vnd.docker.distribution.manifest.v2+json", 'd'),
         (
@@ -305,348 +389,367 @@ fn nginx_output_is_deterministic_and_lists_every_manifest_path() {
     ]
     .into_iter()
     .collect();
+    let mut case = nginx(&f.tree());
     for (name, tag, digest, media_type, _) in f.tags() {
-        let line = format!(
+        case = case.stdout_contains(format!(
             "    /v2/{name}/manifests/{tag} {}{digest};\n",
             codes[media_type.as_str()]
-        );
-        assert!(conf.contains(&line), "missing {line}");
+        ));
     }
     for (name, digest, media_type, _) in f.manifests() {
-        let line = format!(
+        case = case.stdout_contains(format!(
             "    /v2/{name}/manifests/{digest} {};\n",
             codes[media_type.as_str()]
-        );
-        assert!(conf.contains(&line), "missing {line}");
+        ));
     }
-    assert!(conf.contains(&format!(
-        "root \"{}\";",
-        fs::canonicalize(&tree).unwrap().display()
-    )));
-    assert!(conf.contains("listen 127.0.0.1:8080;"));
+    case.run();
 }
 
 #[test]
-fn nginx_config_from_a_hostile_tree_holds_no_hostile_name_and_loads() {
+fn nginx_serves_the_canonical_tree_on_the_listen_address() {
+    let f = prepared("basic");
+    let root = fs::canonicalize(f.tree()).unwrap();
+    nginx(&f.tree())
+        .stdout_contains(format!("root \"{}\";", root.display()))
+        .stdout_contains("listen 127.0.0.1:8080;")
+        .run();
+}
+
+#[test]
+fn nginx_config_from_a_hostile_tree_holds_no_hostile_name() {
     let f = fixture::build("hostile", &[]);
-    let tree = f.tree();
-    let out = nginx_conf(&tree, &[]);
-    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
-    let conf = text(&out.stdout);
+    let mut case = nginx(&f.tree());
     for hostile in [
         "pwned", "$host", "t}", "a\"b", "evil", "quo\"te", "dollar", "new\n", "Bad", "escape",
         "weird", "notjson",
     ] {
-        assert!(!conf.contains(hostile), "{hostile:?} reached the config");
+        case = case.stdout_lacks(hostile);
     }
-    // Tags that differ only by case become case-sensitive regex keys.
-    assert!(
-        conf.contains("\"~^/v2/demo/case/manifests/Latest$\""),
-        "{conf}"
-    );
-    assert!(conf.contains("\"~^/v2/demo/case/manifests/latest$\""));
-    // The problems were reported with their paths.
-    let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains("v2/demo/badtags/manifests/x;return 200 pwned"),
-        "{stderr}"
-    );
-    // --strict refuses to write anything.
-    let strict = nginx_conf(&tree, &["--strict"]);
-    assert_eq!(code(&strict), 1);
-    assert!(strict.stdout.is_empty());
-    // nginx itself accepts it.
-    let path = f.dir.join("registry.conf");
-    fs::write(&path, &out.stdout).unwrap();
-    let (ok, log) = support::nginx_test_config(&path);
-    assert!(ok, "{log}");
+    case.run();
 }
 
 #[test]
-fn check_flag_and_atomic_output() {
-    let f = fixture::build("basic", &[]);
-    let tree = f.tree();
-    run_bin(["prepare", tree.to_str().unwrap()], &tree);
+fn nginx_keeps_tags_that_differ_only_by_case_apart_with_case_sensitive_keys() {
+    let f = fixture::build("hostile", &[]);
+    nginx(&f.tree())
+        .stdout_contains("\"~^/v2/demo/case/manifests/Latest$\"")
+        .stdout_contains("\"~^/v2/demo/case/manifests/latest$\"")
+        .run();
+}
+
+#[test]
+fn nginx_reports_the_problems_of_a_hostile_tree_with_their_paths() {
+    let f = fixture::build("hostile", &[]);
+    nginx(&f.tree())
+        .stderr_contains("v2/demo/badtags/manifests/x;return 200 pwned")
+        .run();
+}
+
+#[test]
+fn nginx_strict_refuses_a_hostile_tree_and_prints_no_config() {
+    let f = fixture::build("hostile", &[]);
+    nginx(&f.tree()).arg("--strict").status(1).stdout("").run();
+}
+
+// -o and --check
+
+#[test]
+fn output_flag_writes_the_config_to_the_file_and_prints_nothing() {
+    let f = prepared("basic");
     let conf = f.dir.join("out/registry.conf");
-    let out = nginx_conf(&tree, &["-o", conf.to_str().unwrap()]);
-    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
-    assert!(out.stdout.is_empty());
-    let written = fs::read(&conf).unwrap();
-    assert_eq!(written, nginx_conf(&tree, &[]).stdout);
-    // Up to date.
-    assert_eq!(
-        code(&nginx_conf(&tree, &["--check", conf.to_str().unwrap()])),
-        0
-    );
-    // Stale: exit 1, and the file is left alone.
-    fs::write(&conf, b"# edited\n").unwrap();
-    let out = nginx_conf(&tree, &["--check", conf.to_str().unwrap()]);
-    assert_eq!(code(&out), 1);
-    assert!(text(&out.stderr).contains("not what would be generated"));
-    assert_eq!(fs::read(&conf).unwrap(), b"# edited\n");
-    // A path that cannot be written: exit 2, the old file intact, no temp left.
-    let blocked = f.dir.join("out/registry.conf/inner");
-    let out = nginx_conf(&tree, &["-o", blocked.to_str().unwrap()]);
-    assert_eq!(code(&out), 2);
-    assert_eq!(fs::read(&conf).unwrap(), b"# edited\n");
-    assert_eq!(fs::read_dir(f.dir.join("out")).unwrap().count(), 1);
+    nginx(&f.tree()).arg("-o").arg(&conf).stdout("").run();
+    let printed = nginx(&f.tree()).run();
+    assert_eq!(fs::read_to_string(&conf).unwrap(), printed.stdout);
 }
 
 #[test]
-fn settings_file_is_read_strictly_and_flags_win() {
+fn check_flag_passes_on_an_up_to_date_file() {
+    let f = prepared("basic");
+    let conf = f.dir.join("registry.conf");
+    fs::write(&conf, nginx(&f.tree()).run().stdout).unwrap();
+    nginx(&f.tree()).arg("--check").arg(&conf).run();
+}
+
+#[test]
+fn check_flag_fails_on_a_stale_file_and_leaves_it_alone() {
+    let f = prepared("basic");
+    let conf = f.dir.join("registry.conf");
+    fs::write(&conf, b"# edited\n").unwrap();
+    nginx(&f.tree())
+        .arg("--check")
+        .arg(&conf)
+        .status(1)
+        .stderr_contains("not what would be generated")
+        .run();
+    assert_eq!(fs::read(&conf).unwrap(), b"# edited\n");
+}
+
+#[test]
+fn output_to_a_path_that_cannot_be_written_exits_two_and_keeps_the_old_file() {
+    let f = prepared("basic");
+    let out = f.dir.join("out");
+    fs::create_dir_all(&out).unwrap();
+    let conf = out.join("registry.conf");
+    fs::write(&conf, b"# edited\n").unwrap();
+    // A file where a directory should be.
+    nginx(&f.tree())
+        .arg("-o")
+        .arg(conf.join("inner"))
+        .status(2)
+        .run();
+    assert_eq!(fs::read(&conf).unwrap(), b"# edited\n");
+    // No temp file left next to it.
+    assert_eq!(fs::read_dir(&out).unwrap().count(), 1);
+}
+
+// registrish.toml
+
+fn write_settings(f: &Fixture, text: &str) {
+    fs::write(f.tree().join("registrish.toml"), text).unwrap();
+}
+
+#[test]
+fn settings_file_sets_listen_server_name_and_tag_max_age() {
     let f = fixture::build("basic", &[]);
-    let tree = f.tree();
-    fs::write(tree.join("registrish.toml"), "[nginx]\nlisten = \"127.0.0.1:9999\"\nserver_name = \"registry.example\"\n[cache]\ntag_max_age = 60\n").unwrap();
-    let out = run_bin(["nginx", tree.to_str().unwrap()], &tree);
-    let conf = text(&out.stdout);
-    assert!(
-        conf.contains("listen 127.0.0.1:9999;") && conf.contains("server_name registry.example;")
+    write_settings(
+        &f,
+        "[nginx]\nlisten = \"127.0.0.1:9999\"\nserver_name = \"registry.example\"\n[cache]\ntag_max_age = 60\n",
     );
-    assert!(conf.contains("max-age=60\""));
-    let out = run_bin(
-        [
-            "nginx",
-            tree.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:7777",
-        ],
-        &tree,
-    );
-    assert!(text(&out.stdout).contains("listen 127.0.0.1:7777;"));
-    fs::write(tree.join("registrish.toml"), "[nginx]\nlisen = \"x\"\n").unwrap();
-    let out = run_bin(["nginx", tree.to_str().unwrap()], &tree);
-    assert_eq!(code(&out), 2);
-    assert!(text(&out.stderr).contains("lisen"), "{}", text(&out.stderr));
-    assert!(out.stdout.is_empty());
+    Case::new()
+        .tree(f.tree())
+        .args(["nginx", TREE])
+        .stdout_contains("listen 127.0.0.1:9999;")
+        .stdout_contains("server_name registry.example;")
+        .stdout_contains("max-age=60\"")
+        .run();
+}
+
+#[test]
+fn a_flag_wins_over_the_settings_file() {
+    let f = fixture::build("basic", &[]);
+    write_settings(&f, "[nginx]\nlisten = \"127.0.0.1:9999\"\n");
+    Case::new()
+        .tree(f.tree())
+        .args(["nginx", TREE, "--listen", "127.0.0.1:7777"])
+        .stdout_contains("listen 127.0.0.1:7777;")
+        .run();
+}
+
+#[test]
+fn an_unknown_settings_key_exits_two_names_it_and_prints_nothing() {
+    let f = fixture::build("basic", &[]);
+    write_settings(&f, "[nginx]\nlisen = \"x\"\n");
+    Case::new()
+        .tree(f.tree())
+        .args(["nginx", TREE])
+        .status(2)
+        .stdout("")
+        .stderr_contains("lisen")
+        .run();
 }
 
 #[test]
 fn values_that_would_inject_config_are_refused() {
     let f = fixture::build("basic", &[]);
-    let tree = f.tree();
     for (flag, value) in [
         ("--root-path", "/srv/$document_root"),
         ("--root-path", "/srv/x\"; return 200 pwned; #"),
         ("--listen", "80; return 200 pwned"),
         ("--server-name", "a;b"),
     ] {
-        let out = nginx_conf(&tree, &[flag, value]);
-        assert_eq!(code(&out), 2, "{flag} {value}");
-        assert!(out.stdout.is_empty());
+        nginx(&f.tree())
+            .args([flag, value])
+            .status(2)
+            .stdout("")
+            .run();
     }
 }
 
-#[test]
-fn templates_can_be_overridden_by_file_name() {
-    let f = fixture::build("basic", &[]);
-    let tree = f.tree();
+// --templates
+
+fn templates_dir(f: &Fixture, nginx_template: &str) -> PathBuf {
     let dir = f.dir.join("templates");
     fs::create_dir_all(&dir).unwrap();
-    fs::write(
-        dir.join("nginx.conf.tera"),
+    fs::write(dir.join("nginx.conf.tera"), nginx_template).unwrap();
+    dir
+}
+
+#[test]
+fn a_template_of_the_same_file_name_replaces_the_builtin_one() {
+    let f = fixture::build("basic", &[]);
+    let dir = templates_dir(
+        &f,
         "# custom\n{% for e in manifests %}{{ e | map_entry }}\n{% endfor %}",
-    )
-    .unwrap();
-    let out = nginx_conf(&tree, &["--templates", dir.to_str().unwrap()]);
-    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
-    let conf = text(&out.stdout);
-    assert!(
-        conf.starts_with("# custom\n/v2/charts/hello/manifests/0.1.0 osha256:"),
-        "{conf}"
     );
-    // A custom template still cannot print an unsafe value through `token`.
-    fs::write(dir.join("nginx.conf.tera"), "{{ \"a;b\" | token }}").unwrap();
-    let out = nginx_conf(&tree, &["--templates", dir.to_str().unwrap()]);
-    assert_eq!(code(&out), 2);
+    let ran = nginx(&f.tree()).arg("--templates").arg(&dir).run();
     assert!(
-        text(&out.stderr).contains("refusing"),
+        ran.stdout
+            .starts_with("# custom\n/v2/charts/hello/manifests/0.1.0 osha256:"),
         "{}",
-        text(&out.stderr)
+        ran.stdout
     );
 }
+
+#[test]
+fn a_custom_template_cannot_print_an_unsafe_value_through_token() {
+    let f = fixture::build("basic", &[]);
+    let dir = templates_dir(&f, "{{ \"a;b\" | token }}");
+    nginx(&f.tree())
+        .arg("--templates")
+        .arg(&dir)
+        .status(2)
+        .stderr_contains("refusing")
+        .run();
+}
+
+// netlify
 
 #[test]
 fn netlify_writes_headers_and_redirects_into_the_tree() {
     let f = fixture::build("basic", &[]);
-    let tree = f.tree();
-    let out = run_bin(["netlify", tree.to_str().unwrap()], &tree);
-    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
-    let headers = text(&fs::read(tree.join("_headers")).unwrap());
-    let redirects = text(&fs::read(tree.join("_redirects")).unwrap());
-    assert!(headers.contains("/v2/*\n  Docker-Distribution-API-Version: registry/2.0\n"));
+    Case::new().tree(f.tree()).args(["netlify", TREE]).run();
+    let headers = fs::read_to_string(f.tree().join("_headers")).unwrap();
+    let redirects = fs::read_to_string(f.tree().join("_redirects")).unwrap();
+    assert!(
+        headers.contains("/v2/*\n  Docker-Distribution-API-Version: registry/2.0\n"),
+        "{headers}"
+    );
     assert!(
         redirects.contains(
             "/v2/:n1/:n2/:n3/manifests/:reference  /v2/_errors/manifest_unknown.json  404"
-        )
+        ),
+        "{redirects}"
     );
-    // --check against what was written passes; against an edited file fails.
-    let check = run_bin(
-        [
-            "netlify",
-            tree.to_str().unwrap(),
-            "--check",
-            tree.join("_headers").to_str().unwrap(),
-        ],
-        &tree,
-    );
-    assert_eq!(code(&check), 0, "{}", text(&check.stderr));
-    fs::write(tree.join("_redirects"), "").unwrap();
-    let check = run_bin(
-        [
-            "netlify",
-            tree.to_str().unwrap(),
-            "--check",
-            tree.join("_headers").to_str().unwrap(),
-        ],
-        &tree,
-    );
-    assert_eq!(code(&check), 1);
 }
+
+fn netlify_check(f: &Fixture) -> Case {
+    Case::new()
+        .tree(f.tree())
+        .args(["netlify", TREE, "--check", &format!("{TREE}/_headers")])
+}
+
+#[test]
+fn netlify_check_passes_on_the_files_it_wrote() {
+    let f = fixture::build("basic", &[]);
+    Case::new().tree(f.tree()).args(["netlify", TREE]).run();
+    netlify_check(&f).run();
+}
+
+#[test]
+fn netlify_check_fails_when_the_redirects_differ() {
+    let f = fixture::build("basic", &[]);
+    Case::new().tree(f.tree()).args(["netlify", TREE]).run();
+    fs::write(f.tree().join("_redirects"), "").unwrap();
+    netlify_check(&f).status(1).run();
+}
+
+// cloudflare
+
+fn cloudflare(tree: &Path) -> Case {
+    Case::new().tree(tree).args(["cloudflare", TREE])
+}
+
+fn assert_no_site_written(tree: &Path) {
+    for file in ["_worker.js", "_routes.json"] {
+        assert!(!tree.join(file).exists(), "{file} written");
+    }
+}
+
+#[test]
+fn cloudflare_reports_a_symlinked_tag_and_still_writes_the_site() {
+    let f = fixture::build("hostile", &[]);
+    cloudflare(&f.tree())
+        .stderr_contains("v2/demo/hello/manifests/alias: a symlink")
+        .run();
+    for file in ["_worker.js", "_routes.json"] {
+        assert!(f.tree().join(file).is_file(), "{file} not written");
+    }
+}
+
+#[test]
+fn cloudflare_refuses_a_blob_over_25_mib_and_writes_nothing() {
+    let f = fixture::build("basic", &[]);
+    plant_big_blob(&f);
+    cloudflare(&f.tree())
+        .status(1)
+        .stderr_contains("26.0 MiB")
+        .run();
+    assert_no_site_written(&f.tree());
+}
+
+#[test]
+fn cloudflare_refuses_more_files_than_max_files_and_writes_nothing() {
+    let f = fixture::build("basic", &[]);
+    cloudflare(&f.tree())
+        .args(["--max-files", "10"])
+        .status(1)
+        .stderr_contains("too-many-files")
+        .run();
+    assert_no_site_written(&f.tree());
+}
+
+#[test]
+fn cloudflare_refuses_a_headers_line_over_2000_characters_and_writes_nothing() {
+    let f = fixture::build("basic", &[]);
+    fs::write(
+        f.tree().join("_headers"),
+        format!("/x\n  X-Long: {}\n", "a".repeat(2001)),
+    )
+    .unwrap();
+    cloudflare(&f.tree())
+        .status(1)
+        .stderr_contains("_headers:2")
+        .run();
+    assert_no_site_written(&f.tree());
+}
+
+#[test]
+fn cloudflare_check_passes_on_the_files_it_wrote() {
+    let f = fixture::build("basic", &[]);
+    cloudflare(&f.tree()).run();
+    cloudflare(&f.tree()).args(["--check", TREE]).run();
+}
+
+#[test]
+fn cloudflare_check_fails_when_the_routes_differ() {
+    let f = fixture::build("basic", &[]);
+    cloudflare(&f.tree()).run();
+    fs::write(f.tree().join("_routes.json"), "{}").unwrap();
+    cloudflare(&f.tree())
+        .args(["--check", TREE])
+        .status(1)
+        .run();
+}
+
+#[test]
+fn cloudflare_output_dir_gets_the_worker_the_tree_gets() {
+    let f = fixture::build("basic", &[]);
+    cloudflare(&f.tree()).run();
+    let site = f.dir.join("site");
+    cloudflare(&f.tree()).arg("-o").arg(&site).run();
+    assert_eq!(
+        fs::read(site.join("_worker.js")).unwrap(),
+        fs::read(f.tree().join("_worker.js")).unwrap()
+    );
+}
+
+// The fixture
 
 #[test]
 fn committed_fixture_equals_the_builder_output() {
     let f = fixture::build("basic", &[]);
     let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/registry");
-    let rel = |snap: BTreeMap<PathBuf, (Vec<u8>, SystemTime)>,
-               base: &Path|
-     -> BTreeMap<PathBuf, Vec<u8>> {
-        snap.into_iter()
+    let rel = |base: &Path| -> BTreeMap<PathBuf, Vec<u8>> {
+        snapshot(base)
+            .into_iter()
             .map(|(p, (b, _))| (p.strip_prefix(base).unwrap().to_path_buf(), b))
             .collect()
     };
-    let built = rel(snapshot(&f.tree()), &f.tree());
+    let built = rel(&f.tree());
     assert!(!built.is_empty());
     assert_eq!(
-        rel(snapshot(&committed), &committed),
+        rel(&committed),
         built,
         "rebuild with: python3 fixtures/build.py basic fixtures/registry"
-    );
-}
-
-#[test]
-fn cloudflare_reports_what_pages_cannot_host_and_writes_nothing() {
-    let f = fixture::build("hostile", &[]);
-    let tree = f.tree();
-    // Served elsewhere, reported here: the symlinked tag.
-    let out = run_bin(["cloudflare", tree.to_str().unwrap()], &tree);
-    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("v2/demo/hello/manifests/alias: a symlink"),
-        "{}",
-        text(&out.stderr)
-    );
-    fs::remove_file(tree.join("_worker.js")).unwrap();
-    fs::remove_file(tree.join("_routes.json")).unwrap();
-
-    // Fatal: a blob over 25 MiB, too many files, an overlong `_headers` line.
-    let f = fixture::build("basic", &[]);
-    let tree = f.tree();
-    let big = tree.join("v2/demo/hello/blobs/sha256:4444444444444444444444444444444444444444444444444444444444444444");
-    fs::File::create(&big)
-        .unwrap()
-        .set_len(26 * 1024 * 1024)
-        .unwrap();
-    let out = run_bin(["cloudflare", tree.to_str().unwrap()], &tree);
-    assert_eq!(code(&out), 1, "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("26.0 MiB"),
-        "{}",
-        text(&out.stderr)
-    );
-    assert!(!tree.join("_worker.js").exists() && !tree.join("_routes.json").exists());
-    fs::remove_file(&big).unwrap();
-
-    let out = run_bin(
-        ["cloudflare", tree.to_str().unwrap(), "--max-files", "10"],
-        &tree,
-    );
-    assert_eq!(code(&out), 1);
-    assert!(
-        text(&out.stderr).contains("too-many-files"),
-        "{}",
-        text(&out.stderr)
-    );
-    assert!(!tree.join("_worker.js").exists());
-
-    fs::write(
-        tree.join("_headers"),
-        format!("/x\n  X-Long: {}\n", "a".repeat(2001)),
-    )
-    .unwrap();
-    let out = run_bin(["cloudflare", tree.to_str().unwrap()], &tree);
-    assert_eq!(code(&out), 1);
-    assert!(
-        text(&out.stderr).contains("_headers:2"),
-        "{}",
-        text(&out.stderr)
-    );
-    assert!(!tree.join("_worker.js").exists());
-    fs::remove_file(tree.join("_headers")).unwrap();
-
-    // Clean: written, deterministic, and --check agrees.
-    let out = run_bin(["cloudflare", tree.to_str().unwrap()], &tree);
-    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
-    let first = fs::read(tree.join("_worker.js")).unwrap();
-    let check = run_bin(
-        [
-            "cloudflare",
-            tree.to_str().unwrap(),
-            "--check",
-            tree.to_str().unwrap(),
-        ],
-        &tree,
-    );
-    assert_eq!(code(&check), 0, "{}", text(&check.stderr));
-    fs::write(tree.join("_routes.json"), "{}").unwrap();
-    let check = run_bin(
-        [
-            "cloudflare",
-            tree.to_str().unwrap(),
-            "--check",
-            tree.to_str().unwrap(),
-        ],
-        &tree,
-    );
-    assert_eq!(code(&check), 1);
-    let out = run_bin(
-        [
-            "cloudflare",
-            tree.to_str().unwrap(),
-            "-o",
-            f.dir.join("site").to_str().unwrap(),
-        ],
-        &tree,
-    );
-    assert_eq!(code(&out), 0);
-    assert_eq!(fs::read(f.dir.join("site/_worker.js")).unwrap(), first);
-}
-
-#[test]
-fn check_reports_pages_limits_on_request() {
-    let f = fixture::build("basic", &[]);
-    let tree = f.tree();
-    let big = tree.join("v2/demo/hello/blobs/sha256:4444444444444444444444444444444444444444444444444444444444444444");
-    fs::File::create(&big)
-        .unwrap()
-        .set_len(26 * 1024 * 1024)
-        .unwrap();
-    // Fine for nginx: a hint, exit 0.
-    let out = run_bin(["check", tree.to_str().unwrap()], &tree);
-    assert_eq!(code(&out), 0, "{}", text(&out.stdout));
-    assert!(
-        text(&out.stdout).contains("check --host cloudflare"),
-        "{}",
-        text(&out.stdout)
-    );
-    // For Pages: the file, as an error.
-    let out = run_bin(
-        ["check", tree.to_str().unwrap(), "--host", "cloudflare"],
-        &tree,
-    );
-    assert_eq!(code(&out), 1);
-    assert!(
-        text(&out.stdout).contains("sha256:4444") && text(&out.stdout).contains("[file-too-large]"),
-        "{}",
-        text(&out.stdout)
     );
 }

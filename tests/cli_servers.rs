@@ -1,28 +1,12 @@
-//! The `apache` and `caddy` commands' output contracts: deterministic bytes, `--check`,
-//! `-o`, hostile trees and hostile flag values. Serving lives in e2e_apache.rs and
-//! e2e_caddy.rs.
+//! The `apache` and `caddy` commands' output contracts: deterministic bytes, `--check`, `-o`,
+//! settings, hostile trees and hostile flag values, one behaviour a test. Loading and serving
+//! the output lives in e2e_apache.rs and e2e_caddy.rs.
 
-mod support;
-
+use crate::support::case::{Case, TREE};
+use crate::support::fixture::{self, Fixture};
 use std::fs;
-use std::path::Path;
-use support::servers::{ApacheSite, apache_test_config, caddy_validate_config};
-use support::{fixture, free_port, run_bin};
 
-fn code(out: &std::process::Output) -> i32 {
-    out.status.code().expect("exited")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn generate(tree: &Path, command: &[&str]) -> std::process::Output {
-    let mut args = vec![command[0], tree.to_str().unwrap()];
-    args.extend(&command[1..]);
-    run_bin(&args, tree)
-}
-
+/// Each form of output: the `.htaccess`, the `<VirtualHost>` and the Caddy site block.
 const COMMANDS: &[&[&str]] = &[
     &["apache"],
     &[
@@ -36,83 +20,144 @@ const COMMANDS: &[&[&str]] = &[
     &["caddy", "--listen", "127.0.0.1:5080"],
 ];
 
-#[test]
-fn output_is_deterministic_written_atomically_and_checkable() {
-    let f = fixture::build("basic", &[]);
-    let tree = f.tree();
-    run_bin(["prepare", tree.to_str().unwrap()], &tree);
-    for (i, command) in COMMANDS.iter().enumerate() {
-        let first = generate(&tree, command);
-        assert_eq!(code(&first), 0, "{command:?}: {}", text(&first.stderr));
-        assert_eq!(first.stdout, generate(&tree, command).stdout, "{command:?}");
-        // Every manifest path of the fixture is in the table.
-        let out = text(&first.stdout);
-        for (name, tag, digest, _, _) in f.tags() {
-            let hex = digest.trim_start_matches("sha256:");
-            let listed = if command[0] == "caddy" {
-                out.contains(&format!("/v2/{name}/manifests/{tag} "))
-            } else {
-                out.contains(&format!(";{tag}=")) && out.contains(&format!("={name}\n"))
-            };
-            assert!(listed, "{command:?} lacks {name}:{tag}");
-            assert!(out.contains(hex), "{command:?} lacks {digest}");
-        }
+/// `registrish-gen COMMAND[0] TREE COMMAND[1..]`.
+fn generate(f: &Fixture, command: &[&str]) -> Case {
+    Case::new()
+        .tree(f.tree())
+        .args([command[0], TREE])
+        .args(&command[1..])
+}
 
-        let file = f.dir.join(format!("out{i}/config"));
-        let mut args: Vec<&str> = command.to_vec();
-        args.extend(["-o", file.to_str().unwrap()]);
-        let out = generate(&tree, &args);
-        assert_eq!(code(&out), 0, "{}", text(&out.stderr));
-        assert!(out.stdout.is_empty());
-        assert_eq!(fs::read(&file).unwrap(), first.stdout);
-
-        let mut check: Vec<&str> = command.to_vec();
-        check.extend(["--check", file.to_str().unwrap()]);
-        assert_eq!(code(&generate(&tree, &check)), 0, "{command:?}");
-        fs::write(&file, b"# edited\n").unwrap();
-        let out = generate(&tree, &check);
-        assert_eq!(code(&out), 1, "{command:?}");
-        assert!(text(&out.stderr).contains("not what would be generated"));
-        assert_eq!(fs::read(&file).unwrap(), b"# edited\n");
-    }
-    // Settings come from registrish.toml too; flags win.
-    fs::write(
-        tree.join("registrish.toml"),
-        "[caddy]\nlisten = \"127.0.0.1:7001\"\n[apache]\nserver_name = \"from.toml\"\n[cache]\ntag_max_age = 60\n",
-    )
-    .unwrap();
-    let caddy = text(&generate(&tree, &["caddy"]).stdout);
-    assert!(caddy.contains("\n:7001 {\n\tbind 127.0.0.1\n"), "{caddy}");
-    assert!(caddy.contains("max-age=60\""));
-    let apache =
-        text(&generate(&tree, &["apache", "--vhost", "--server-name", "flag.test"]).stdout);
-    assert!(apache.contains("ServerName flag.test\n"), "{apache}");
-    assert!(apache.contains("<VirtualHost *:80>") && !apache.contains("\nListen "));
+fn prepared(kind: &str) -> Fixture {
+    let f = fixture::build(kind, &[]);
+    Case::new().tree(f.tree()).args(["prepare", TREE]).run();
+    f
 }
 
 #[test]
-fn configs_from_a_hostile_tree_hold_no_hostile_name_and_load() {
-    let f = fixture::build("hostile", &[]);
-    let tree = f.tree();
-    run_bin(["prepare", tree.to_str().unwrap()], &tree);
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    for command in [
-        vec!["apache"],
-        vec!["apache", "--vhost", "--listen", &listen],
-        vec!["caddy", "--listen", &listen],
-    ] {
-        let out = generate(&tree, &command);
-        assert_eq!(code(&out), 0, "{}", text(&out.stderr));
-        let conf = text(&out.stdout);
+fn apache_and_caddy_print_the_same_bytes_every_run() {
+    let f = prepared("basic");
+    for command in COMMANDS {
+        let first = generate(&f, command).run();
+        generate(&f, command).stdout(first.stdout).run();
+    }
+}
+
+#[test]
+fn apache_and_caddy_tables_list_every_tag_with_its_digest() {
+    let f = prepared("basic");
+    for command in COMMANDS {
+        let mut case = generate(&f, command);
+        for (name, tag, digest, _, _) in f.tags() {
+            case = case.stdout_contains(digest.trim_start_matches("sha256:"));
+            case = if command[0] == "caddy" {
+                case.stdout_contains(format!("/v2/{name}/manifests/{tag} "))
+            } else {
+                case.stdout_contains(format!(";{tag}="))
+                    .stdout_contains(format!("={name}\n"))
+            };
+        }
+        case.run();
+    }
+}
+
+#[test]
+fn apache_and_caddy_output_flag_writes_what_stdout_would_get_and_prints_nothing() {
+    let f = prepared("basic");
+    for (i, command) in COMMANDS.iter().enumerate() {
+        let file = f.dir.join(format!("out{i}/config"));
+        generate(&f, command).arg("-o").arg(&file).stdout("").run();
+        let printed = generate(&f, command).run();
+        assert_eq!(
+            fs::read_to_string(&file).unwrap(),
+            printed.stdout,
+            "{command:?}"
+        );
+    }
+}
+
+#[test]
+fn apache_and_caddy_check_flag_passes_on_an_up_to_date_file() {
+    let f = prepared("basic");
+    for (i, command) in COMMANDS.iter().enumerate() {
+        let file = f.dir.join(format!("config{i}"));
+        fs::write(&file, generate(&f, command).run().stdout).unwrap();
+        generate(&f, command).arg("--check").arg(&file).run();
+    }
+}
+
+#[test]
+fn apache_and_caddy_check_flag_fails_on_a_stale_file_and_leaves_it_alone() {
+    let f = prepared("basic");
+    for (i, command) in COMMANDS.iter().enumerate() {
+        let file = f.dir.join(format!("config{i}"));
+        fs::write(&file, b"# edited\n").unwrap();
+        generate(&f, command)
+            .arg("--check")
+            .arg(&file)
+            .status(1)
+            .stderr_contains("not what would be generated")
+            .run();
+        assert_eq!(fs::read(&file).unwrap(), b"# edited\n", "{command:?}");
+    }
+}
+
+fn with_settings() -> Fixture {
+    let f = prepared("basic");
+    fs::write(
+        f.tree().join("registrish.toml"),
+        "[caddy]\nlisten = \"127.0.0.1:7001\"\n[apache]\nserver_name = \"from.toml\"\n[cache]\ntag_max_age = 60\n",
+    )
+    .unwrap();
+    f
+}
+
+#[test]
+fn caddy_takes_listen_and_tag_max_age_from_the_settings_file() {
+    let f = with_settings();
+    generate(&f, &["caddy"])
+        .stdout_contains("\n:7001 {\n\tbind 127.0.0.1\n")
+        .stdout_contains("max-age=60\"")
+        .run();
+}
+
+#[test]
+fn apache_server_name_flag_wins_over_the_settings_file() {
+    let f = with_settings();
+    generate(&f, &["apache", "--vhost", "--server-name", "flag.test"])
+        .stdout_contains("ServerName flag.test\n")
+        .run();
+}
+
+#[test]
+fn apache_vhost_without_listen_is_a_port_80_virtual_host_with_no_listen_line() {
+    let f = with_settings();
+    generate(&f, &["apache", "--vhost"])
+        .stdout_contains("<VirtualHost *:80>")
+        .stdout_lacks("\nListen ")
+        .run();
+}
+
+#[test]
+fn apache_and_caddy_configs_from_a_hostile_tree_hold_no_hostile_name() {
+    let f = prepared("hostile");
+    for command in COMMANDS {
+        let mut case = generate(&f, command);
         for hostile in [
             // `t}` as a path or table entry (Caddy's own placeholders end in `}`).
             "pwned", "$host", "/t}", ";t}", "a\"b", "evil", "quo\"te", "dollar", "new\n", "Bad",
             "weird", "notjson",
         ] {
-            assert!(!conf.contains(hostile), "{hostile:?} reached {command:?}");
+            case = case.stdout_lacks(hostile);
         }
-        // Tags that differ only by case are both listed, exactly.
+        case.run();
+    }
+}
+
+#[test]
+fn apache_and_caddy_list_both_tags_that_differ_only_by_case() {
+    let f = prepared("hostile");
+    for command in COMMANDS {
         let (latest, upper) = if command[0] == "caddy" {
             (
                 "/v2/demo/case/manifests/latest ",
@@ -121,34 +166,38 @@ fn configs_from_a_hostile_tree_hold_no_hostile_name_and_load() {
         } else {
             (";latest=", ";Latest=")
         };
-        assert!(conf.contains(latest) && conf.contains(upper), "{command:?}");
-        assert!(
-            text(&out.stderr).contains("v2/demo/badtags/manifests/x;return 200 pwned"),
-            "{}",
-            text(&out.stderr)
-        );
-        // --strict writes nothing.
-        let mut strict = command.clone();
-        strict.push("--strict");
-        let out = generate(&tree, &strict);
-        assert_eq!(code(&out), 1);
-        assert!(out.stdout.is_empty());
-        // The host itself accepts it.
-        let path = f.dir.join("generated.conf");
-        fs::write(&path, &conf).unwrap();
-        let (ok, log) = match command[..] {
-            ["apache"] => (true, String::new()),
-            ["apache", ..] => apache_test_config(ApacheSite::Vhost { conf: &path }, port),
-            _ => caddy_validate_config(&path),
-        };
-        assert!(ok, "{command:?}: {log}");
+        generate(&f, command)
+            .stdout_contains(latest)
+            .stdout_contains(upper)
+            .run();
+    }
+}
+
+#[test]
+fn apache_and_caddy_report_the_problems_of_a_hostile_tree_with_their_paths() {
+    let f = prepared("hostile");
+    for command in COMMANDS {
+        generate(&f, command)
+            .stderr_contains("v2/demo/badtags/manifests/x;return 200 pwned")
+            .run();
+    }
+}
+
+#[test]
+fn apache_and_caddy_strict_refuse_a_hostile_tree_and_print_no_config() {
+    let f = prepared("hostile");
+    for command in COMMANDS {
+        generate(&f, command)
+            .arg("--strict")
+            .status(1)
+            .stdout("")
+            .run();
     }
 }
 
 #[test]
 fn values_that_would_inject_config_are_refused() {
     let f = fixture::build("basic", &[]);
-    let tree = f.tree();
     let cases: &[&[&str]] = &[
         &["apache", "--vhost", "--listen", "80\n<Directory />"],
         &["apache", "--vhost", "--listen", "127.0.0.1:80 https"],
@@ -173,8 +222,6 @@ fn values_that_would_inject_config_are_refused() {
         &["caddy", "--root-path", "/srv/x\\"],
     ];
     for args in cases {
-        let out = generate(&tree, args);
-        assert_eq!(code(&out), 2, "{args:?}: {}", text(&out.stderr));
-        assert!(out.stdout.is_empty(), "{args:?}");
+        generate(&f, args).status(2).stdout("").run();
     }
 }

@@ -1,14 +1,12 @@
 //! Apache serving generated configs, pulled by real clients: the `.htaccess` a shared host
 //! reads, and the `--vhost` form a server config includes.
 
-mod support;
-
-use support::fixture::{self, Fixture};
-use support::registry::{
+use crate::support::fixture::{self, Fixture};
+use crate::support::registry::{
     Expect, assert_clients, assert_hostile_refused, assert_http, assert_http_every,
 };
-use support::servers::{Apache, ApacheSite};
-use support::{Containerd, Dockerd, free_port, http, run_bin_ok};
+use crate::support::servers::{Apache, ApacheSite, apache_test_config};
+use crate::support::{Containerd, Dockerd, free_port, http, run_bin_ok};
 
 fn prepare(f: &Fixture) {
     run_bin_ok(["prepare", f.tree().to_str().unwrap()], f.dir.path());
@@ -91,6 +89,30 @@ fn apache_vhost_serves_every_tag_and_digest_to_skopeo_containerd_and_docker() {
     let containerd = Containerd::start();
     let dockerd = Dockerd::start();
     assert_clients(apache.port(), &f, &containerd, &dockerd);
+}
+
+/// The `.htaccess` from a hostile tree is loaded (Apache reads it on every request) by
+/// `apache_serves_the_sound_part_of_a_hostile_tree_and_nothing_else`; the vhost is checked here.
+#[test]
+fn apache2_accepts_the_vhost_from_a_hostile_tree() {
+    let f = fixture::build("hostile", &[]);
+    prepare(&f);
+    let port = free_port();
+    let conf = f.dir.join("registry-vhost.conf");
+    run_bin_ok(
+        [
+            "apache",
+            f.tree().to_str().unwrap(),
+            "--vhost",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "-o",
+            conf.to_str().unwrap(),
+        ],
+        f.dir.path(),
+    );
+    let (ok, log) = apache_test_config(ApacheSite::Vhost { conf: &conf }, port);
+    assert!(ok, "{log}");
 }
 
 /// A blob path in a sound repository that is a symlink to /etc/passwd.

@@ -1,13 +1,11 @@
 //! Caddy serving a generated site block, pulled by real clients.
 
-mod support;
-
-use support::fixture::{self, Fixture};
-use support::registry::{
+use crate::support::fixture::{self, Fixture};
+use crate::support::registry::{
     Expect, assert_clients, assert_hostile_refused, assert_http, assert_http_every,
 };
-use support::servers::Caddy;
-use support::{Containerd, Dockerd, free_port, http, run_bin_ok};
+use crate::support::servers::{Caddy, caddy_validate_config};
+use crate::support::{Containerd, Dockerd, free_port, http, run_bin_ok};
 
 fn serve(f: &Fixture) -> Caddy {
     let tree = f.tree();
@@ -76,6 +74,27 @@ fn caddy_serves_the_sound_part_of_a_hostile_tree_and_nothing_else() {
         assert_eq!(http::get(port, path).status, 404, "{path}");
     }
     assert_quiet(&caddy);
+}
+
+#[test]
+fn caddy_validate_accepts_the_site_block_from_a_hostile_tree() {
+    let f = fixture::build("hostile", &[]);
+    let tree = f.tree();
+    run_bin_ok(["prepare", tree.to_str().unwrap()], f.dir.path());
+    let site = f.dir.join("registry.caddy");
+    run_bin_ok(
+        [
+            "caddy",
+            tree.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "-o",
+            site.to_str().unwrap(),
+        ],
+        f.dir.path(),
+    );
+    let (ok, log) = caddy_validate_config(&site);
+    assert!(ok, "{log}");
 }
 
 #[test]

@@ -3,16 +3,16 @@
 //! and without `--all`), `oci:` and `docker-archive:` forms. Each import is
 //! served by nginx and pulled; pulled digests must equal the source's.
 
-mod support;
-
+use crate::support::fixture::{self, sha256};
+use crate::support::process::run;
+use crate::support::{
+    self, Containerd, Dockerd, Nginx, TempDir, free_port, run_bin, run_bin_ok, skopeo,
+};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use support::fixture::{self, sha256};
-use support::process::run;
-use support::{Containerd, Dockerd, Nginx, TempDir, free_port, run_bin, run_bin_ok, skopeo};
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

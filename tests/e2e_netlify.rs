@@ -3,13 +3,11 @@
 //! give every manifest path exactly one exact Content-Type and its digest.
 //! (`netlify dev` cannot prove Content-Type: its proxy overrides it.)
 
-mod support;
-
+use crate::support::fixture::{self, Fixture};
+use crate::support::{node_bin, run_bin_ok};
 use serde_json::Value;
 use std::io::Write;
 use std::process::{Command, Stdio};
-use support::fixture::{self, Fixture};
-use support::{node_bin, run_bin_ok};
 
 /// Asks Netlify's parsers which headers apply to each path.
 fn netlify_answer(dir: &std::path::Path, paths: &[String]) -> Value {

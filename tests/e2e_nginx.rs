@@ -1,10 +1,10 @@
 //! nginx serving generated configs, pulled by real clients.
 
-mod support;
-
-use support::fixture;
-use support::registry::{Expect, assert_clients, assert_hostile_refused, assert_http};
-use support::{Containerd, Dockerd, Nginx, free_port, http, run_bin_ok};
+use crate::support::fixture;
+use crate::support::registry::{Expect, assert_clients, assert_hostile_refused, assert_http};
+use crate::support::{
+    self, Containerd, Dockerd, Nginx, free_port, http, nginx_test_config, run_bin_ok,
+};
 
 fn serve(f: &fixture::Fixture) -> Nginx {
     let tree = f.tree();
@@ -52,6 +52,25 @@ fn nginx_serves_the_sound_part_of_a_hostile_tree_and_nothing_else() {
     ] {
         assert_eq!(http::get(port, path).status, 404, "{path}");
     }
+}
+
+#[test]
+fn nginx_accepts_the_config_from_a_hostile_tree() {
+    let f = fixture::build("hostile", &[]);
+    let conf = f.dir.join("registry.conf");
+    run_bin_ok(
+        [
+            "nginx",
+            f.tree().to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:8080",
+            "-o",
+            conf.to_str().unwrap(),
+        ],
+        f.dir.path(),
+    );
+    let (ok, log) = nginx_test_config(&conf);
+    assert!(ok, "{log}");
 }
 
 #[test]

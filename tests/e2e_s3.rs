@@ -5,17 +5,15 @@
 //! at, even when the upload is killed part-way; a re-run completes it; a re-run uploads nothing
 //! content-addressed again.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use support::fixture::{self, Fixture};
-use support::registry::{Expect, assert_clients, assert_http};
-use support::s3::{Moto, ScriptRun, run_script};
-use support::{Containerd, Dockerd, Nginx, free_port, run_bin_ok};
+use crate::support::fixture::{self, Fixture};
+use crate::support::registry::{Expect, assert_clients, assert_http};
+use crate::support::s3::{Moto, ScriptRun, run_script};
+use crate::support::{Containerd, Dockerd, Nginx, free_port, run_bin_ok};
 
 /// Not `v2`: moto (like S3) refuses it, and a path-style URL would read ambiguously.
 const BUCKET: &str = "registry";
@@ -317,8 +315,7 @@ fn s3_bucket_behind_a_proxy_serves_every_tag_to_skopeo_containerd_and_docker() {
     // Content-Type and Cache-Control are stored with each object; the digest header cannot be.
     let expect = Expect {
         digest_headers: false,
-        api_version: true,
-        cache_control: true,
+        ..Expect::ALL
     };
     assert_http(nginx.port(), &f, expect);
     let containerd = Containerd::start();

@@ -1,13 +1,11 @@
 //! `registrish-gen headers` against the fixture builder's independent record: every path, its
 //! Content-Type, digest, length and cache class; nothing more; the same bytes on every run.
 
-mod support;
-
+use crate::support::fixture;
+use crate::support::run_bin_ok;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fs;
-use support::fixture;
-use support::run_bin_ok;
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const TAG: &str = "public, max-age=300";

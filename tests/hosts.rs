@@ -1,11 +1,9 @@
 //! What the host table promises: every host is judged by `check --host`, a template override
 //! breaks only its own host, and the grammar reaches the Cloudflare worker spelled exactly.
 
-mod support;
-
+use crate::support::{fixture, run_bin, run_bin_ok};
 use std::fs;
 use std::process::Command;
-use support::{fixture, run_bin, run_bin_ok};
 
 /// Every host command, as `registrish-gen --help` lists them.
 fn host_commands() -> Vec<String> {
@@ -144,6 +142,6 @@ fn the_worker_regexes_accept_exactly_the_grammar() {
     );
     let path = f.dir.join("grammar.mjs");
     fs::write(&path, script).unwrap();
-    let out = support::process::run(Command::new("node").arg(&path));
+    let out = crate::support::process::run(Command::new("node").arg(&path));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
 }

@@ -1,12 +1,10 @@
 //! Regression tests for the bugs issue 8 found (each failed before its fix).
 
-mod support;
-
+use crate::support::fixture;
+use crate::support::{TempDir, run_bin, run_bin_ok};
 use serde_json::Value;
 use std::fs;
 use std::process::Command;
-use support::fixture;
-use support::{TempDir, run_bin, run_bin_ok};
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -25,7 +23,7 @@ fn import_of_an_archive_missing_its_config_is_an_error_not_a_panic() {
     )
     .unwrap();
     let archive = dir.join("image.tar");
-    support::process::run(
+    crate::support::process::run(
         Command::new("tar")
             .arg("-cf")
             .arg(&archive)

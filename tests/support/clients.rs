@@ -8,7 +8,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use super::TempDir;
-use super::process::{self, Daemon};
+use super::daemon::{self, Daemon};
+use super::process;
 
 /// Tests check the registry protocol, not storage. `native` copies layers instead of mounting
 /// overlays, so it works on any filesystem the temp dir lands on and a killed test can't leave
@@ -81,14 +82,6 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
         ctd
     }
 
-    pub fn socket(&self) -> &Path {
-        &self.sock
-    }
-
-    pub fn log(&self) -> String {
-        self.daemon.log()
-    }
-
     /// `ctr -a SOCK` (namespace `default`); add a subcommand and run it with `support::process`.
     pub fn ctr(&self) -> Command {
         ctr_cmd(&self.sock)
@@ -118,18 +111,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
         self.run_ctr(&fetch_all_args(reference));
     }
 
-    /// Like `fetch_all`, returning the output whatever the exit status (negative tests).
-    pub fn try_fetch_all(&self, reference: &str) -> Output {
-        process::output(&mut self.ctr_with(&fetch_all_args(reference)))
-    }
-
     /// `ctr images pull --plain-http REF`: the host platform's image, fetched and unpacked.
     pub fn pull(&self, reference: &str) {
         self.run_ctr(&pull_args(reference));
-    }
-
-    pub fn try_pull(&self, reference: &str) -> Output {
-        process::output(&mut self.ctr_with(&pull_args(reference)))
     }
 
     /// Digests of every blob in the content store (manifests, configs, layers).
@@ -161,7 +145,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 impl Drop for Containerd {
     fn drop(&mut self) {
         self.daemon.stop(Duration::ZERO);
-        process::unmount_under(self.dir.path());
+        daemon::unmount_under(self.dir.path());
     }
 }
 
@@ -235,15 +219,6 @@ impl Dockerd {
         dockerd
     }
 
-    /// The `DOCKER_HOST` value for this daemon.
-    pub fn host(&self) -> String {
-        docker_host(self.dir.path())
-    }
-
-    pub fn log(&self) -> String {
-        self.daemon.log()
-    }
-
     /// The docker CLI talking to this daemon, with its own (empty) client config dir so no
     /// credential helper or context from the host applies.
     pub fn docker(&self) -> Command {
@@ -286,11 +261,6 @@ impl Dockerd {
             .unwrap_or_else(|| panic!("docker image inspect printed nothing for {reference}"));
         (fields.collect(), id)
     }
-
-    /// `docker pull REF`, returning the output whatever the exit status (negative tests).
-    pub fn try_pull(&self, reference: &str) -> Output {
-        process::output(&mut self.docker_with(&["pull", reference]))
-    }
 }
 
 impl Drop for Dockerd {
@@ -305,9 +275,9 @@ impl Drop for Dockerd {
             .and_then(|p| p.trim().parse::<i32>().ok())
             && process_mentions(pid, self.dir.path())
         {
-            process::send_signal(pid, process::SIGKILL);
+            daemon::send_signal(pid, daemon::SIGKILL);
         }
-        process::unmount_under(self.dir.path());
+        daemon::unmount_under(self.dir.path());
     }
 }
 
@@ -390,21 +360,14 @@ pub fn skopeo_inspect(reference: &str) -> String {
 
 /// `skopeo copy --all docker://REF dir:OUT`: an index with every platform's image.
 pub fn skopeo_copy_all(reference: &str, out_dir: &Path) {
-    skopeo_copy_args(reference, out_dir, true);
-}
-
-/// `skopeo copy docker://REF dir:OUT`: for an index, the host platform's image only.
-pub fn skopeo_copy(reference: &str, out_dir: &Path) {
-    skopeo_copy_args(reference, out_dir, false);
-}
-
-fn skopeo_copy_args(reference: &str, out_dir: &Path, all: bool) {
     let src = format!("docker://{reference}");
     let dest = format!("dir:{}", out_dir.display());
-    let mut args = vec!["copy", "--src-tls-verify=false", "--src-no-creds"];
-    if all {
-        args.push("--all");
-    }
-    args.extend([src.as_str(), dest.as_str()]);
-    skopeo_ok(&args);
+    skopeo_ok(&[
+        "copy",
+        "--src-tls-verify=false",
+        "--src-no-creds",
+        "--all",
+        &src,
+        &dest,
+    ]);
 }

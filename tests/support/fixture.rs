@@ -4,7 +4,6 @@
 
 use super::TempDir;
 use serde_json::Value;
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -92,9 +91,10 @@ impl Fixture {
     }
 
     /// Every digest reachable from a tag: the manifest, its children, configs and layers.
-    pub fn graph(&self, name: &str, tag: &str) -> BTreeSet<String> {
+    #[cfg(feature = "e2e")]
+    pub fn graph(&self, name: &str, tag: &str) -> std::collections::BTreeSet<String> {
         let repo = &self.repositories()[name];
-        let mut out = BTreeSet::new();
+        let mut out = std::collections::BTreeSet::new();
         let mut todo = vec![repo["tags"][tag]["digest"].as_str().unwrap().to_string()];
         while let Some(d) = todo.pop() {
             let m = &repo["manifests"][&d];
@@ -113,6 +113,7 @@ impl Fixture {
     }
 
     /// Tags `docker pull` / `ctr images pull` can unpack on linux/amd64.
+    #[cfg(feature = "e2e")]
     pub fn runnable(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for (name, repo) in self.repositories() {

@@ -6,15 +6,16 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::TempDir;
-use super::process::{self, Daemon};
+use super::daemon::Daemon;
+use super::process;
 
 /// nginx serving one file written for its `http` context (like `conf.d/registry.conf`, with its
 /// own `server { listen 127.0.0.1:PORT; ... }`), as one foreground process; killed on drop.
 pub struct Nginx {
     // Fields drop in order: the process goes before its directory.
-    daemon: Daemon,
+    _daemon: Daemon,
     port: u16,
-    dir: TempDir,
+    _dir: TempDir,
 }
 
 impl Nginx {
@@ -32,20 +33,15 @@ impl Nginx {
         let mut cmd = nginx_cmd(&dir, &conf);
         let mut daemon = Daemon::spawn("nginx", &mut cmd, &dir.join("stderr.log"));
         daemon.wait_for_port(port, Duration::from_secs(20));
-        Nginx { daemon, port, dir }
+        Nginx {
+            _daemon: daemon,
+            port,
+            _dir: dir,
+        }
     }
 
     pub fn port(&self) -> u16 {
         self.port
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// nginx's error log so far (useful in assertion messages).
-    pub fn error_log(&self) -> String {
-        fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
     }
 }
 

@@ -1,6 +1,6 @@
 //! What every host must get right, asserted the same way for each: the
-//! HTTP surface of the pull protocol (bytes, headers, digests, JSON errors)
-//! and real clients pulling every tag and digest.
+//! HTTP surface of the pull protocol (bytes, headers, digests, caching, ranges,
+//! JSON errors) and real clients pulling every tag and digest.
 
 use super::fixture::{Fixture, sha256};
 use super::http::{self, Response};
@@ -15,8 +15,11 @@ pub struct Expect {
     pub digest_headers: bool,
     /// Docker-Distribution-API-Version on every response.
     pub api_version: bool,
-    /// Cache-Control: short for tags, immutable for digests and blobs.
+    /// Cache-Control: short for tags, tags/list and _catalog, immutable for digests and blobs.
     pub cache_control: bool,
+    /// A single-range GET on a blob answers 206 with those bytes. Without: 200 and the whole
+    /// blob, never a partial body that claims otherwise (clients then take it all).
+    pub ranges: bool,
 }
 
 impl Expect {
@@ -24,6 +27,7 @@ impl Expect {
         digest_headers: true,
         api_version: true,
         cache_control: true,
+        ranges: true,
     };
 }
 
@@ -45,6 +49,52 @@ fn assert_api_version(expect: Expect, path: &str, r: &Response) {
             ctx("api version", path, r)
         );
     }
+}
+
+/// Exactly one Cache-Control: `immutable` for what a digest names, else short (the default
+/// `tag_max_age`, 300 s) and never immutable.
+fn assert_cache_control(expect: Expect, immutable: bool, path: &str, r: &Response) {
+    if !expect.cache_control {
+        return;
+    }
+    let all = r.header_all("Cache-Control");
+    assert_eq!(all.len(), 1, "{}", ctx("cache-control", path, r));
+    let cc = all[0];
+    if immutable {
+        assert!(
+            cc.contains("immutable"),
+            "{}",
+            ctx("cache-control", path, r)
+        );
+    } else {
+        assert!(
+            cc.contains("max-age=300") && !cc.contains("immutable"),
+            "{}",
+            ctx("cache-control", path, r)
+        );
+    }
+}
+
+/// `Range: bytes=0-9` on a blob: 206, `Content-Range: bytes 0-9/SIZE` and exactly those bytes
+/// (a blob shorter than 10 bytes: all of it, as RFC 9110 says). Clients resume pulls this way.
+fn assert_range(port: u16, path: &str, blob: &[u8], expect: Expect) {
+    let last = blob.len().min(10) - 1;
+    let r = http::request_with("GET", port, path, &[("Range", "bytes=0-9")]);
+    let c = || ctx("range 0-9", path, &r);
+    if !expect.ranges {
+        assert_eq!(r.status, 200, "{}", c());
+        assert!(r.header_all("Content-Range").is_empty(), "{}", c());
+        assert_eq!(r.body, blob, "{}", c());
+        return;
+    }
+    assert_eq!(r.status, 206, "{}", c());
+    assert_eq!(
+        r.header_all("Content-Range"),
+        vec![format!("bytes 0-{last}/{}", blob.len())],
+        "{}",
+        c()
+    );
+    assert_eq!(r.body, &blob[..=last], "{}", c());
 }
 
 fn assert_json_error(port: u16, path: &str, code: &str, expect: Expect) {
@@ -133,30 +183,28 @@ pub fn assert_http_every(port: u16, f: &Fixture, expect: Expect, stride: usize) 
             } else {
                 assert!(r.body.is_empty(), "{}", c());
             }
-            if expect.cache_control {
-                let cc = r.header("Cache-Control").unwrap_or_default();
-                if *is_tag {
-                    assert!(
-                        cc.contains("max-age=300") && !cc.contains("immutable"),
-                        "{}",
-                        c()
-                    );
-                } else {
-                    assert!(cc.contains("immutable"), "{}", c());
-                }
-            }
+            assert_cache_control(expect, !*is_tag, path, &r);
             assert_api_version(expect, path, &r);
         }
     }
     for (name, digest, size) in f.blobs().into_iter().step_by(stride) {
         let path = format!("/v2/{name}/blobs/{digest}");
+        let mut blob = Vec::new();
         for method in ["GET", "HEAD"] {
             let r = http::request(method, port, &path);
             let c = || ctx(method, &path, &r);
             assert_eq!(r.status, 200, "{}", c());
             if method == "GET" {
                 assert_eq!(sha256(&r.body), digest, "{}", c());
+                blob = r.body.clone();
             }
+            // Exactly one Content-Type: a blob is bytes, whatever its content looks like.
+            assert_eq!(
+                r.header_all("Content-Type"),
+                vec!["application/octet-stream"],
+                "{}",
+                c()
+            );
             assert_eq!(
                 r.header("Content-Length"),
                 Some(size.to_string().as_str()),
@@ -171,8 +219,10 @@ pub fn assert_http_every(port: u16, f: &Fixture, expect: Expect, stride: usize) 
                     c()
                 );
             }
+            assert_cache_control(expect, true, &path, &r);
             assert_api_version(expect, &path, &r);
         }
+        assert_range(port, &path, &blob, expect);
     }
     for (name, repo) in f.repositories().iter().step_by(stride) {
         let path = format!("/v2/{name}/tags/list");
@@ -190,11 +240,13 @@ pub fn assert_http_every(port: u16, f: &Fixture, expect: Expect, stride: usize) 
             serde_json::from_slice::<Value>(&r.body).unwrap(),
             serde_json::json!({"name": name, "tags": tags})
         );
+        assert_cache_control(expect, false, &path, &r);
         assert_api_version(expect, &path, &r);
     }
     let r = http::get(port, "/v2/_catalog");
     assert_eq!(r.status, 200, "{}", ctx("catalog", "/v2/_catalog", &r));
     assert_eq!(r.header_all("Content-Type"), vec!["application/json"]);
+    assert_cache_control(expect, false, "/v2/_catalog", &r);
     // Every sound repository is listed (a tree may hold more: partly broken ones are still served).
     let catalog: Value = serde_json::from_slice(&r.body).unwrap();
     let listed: BTreeSet<&str> = catalog["repositories"]

@@ -10,8 +10,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use super::TempDir;
+use super::daemon::{self, Daemon};
 use super::http;
-use super::process::{self, Daemon};
+use super::process;
 
 /// `moto_server` on 127.0.0.1, in memory; killed on drop.
 pub struct Moto {
@@ -33,10 +34,6 @@ impl Moto {
         let mut daemon = Daemon::spawn("moto_server", &mut cmd, &dir.join("moto.log"));
         daemon.wait_for_port(port, Duration::from_secs(60));
         Moto { daemon, port, dir }
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
     }
 
     pub fn endpoint(&self) -> String {
@@ -121,10 +118,6 @@ impl Moto {
             .lines()
             .filter_map(Request::parse)
             .collect()
-    }
-
-    pub fn log_tail(&self) -> String {
-        self.daemon.log_tail()
     }
 }
 
@@ -212,7 +205,7 @@ impl ScriptRun {
 
     /// SIGKILL to the whole group, then reaps the script.
     pub fn kill(&mut self) {
-        process::send_signal(-(self.child.id() as i32), process::SIGKILL);
+        daemon::send_signal(-(self.child.id() as i32), daemon::SIGKILL);
         let _ = self.child.wait();
     }
 

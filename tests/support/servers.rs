@@ -6,14 +6,15 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::TempDir;
-use super::process::{self, Daemon};
+use super::daemon::Daemon;
+use super::process;
 
 const APACHE_MODULES: &str = "/usr/lib/apache2/modules";
 
 /// Apache 2.4 (`apache2 -f CONF -DFOREGROUND`) with a main config written here.
 pub struct Apache {
     // Fields drop in order: the process goes before its directory.
-    daemon: Daemon,
+    _daemon: Daemon,
     port: u16,
     dir: TempDir,
 }
@@ -43,15 +44,15 @@ impl Apache {
         cmd.arg("-f").arg(&conf).arg("-DFOREGROUND");
         let mut daemon = Daemon::spawn("apache2", &mut cmd, &dir.join("stderr.log"));
         daemon.wait_for_port(port, Duration::from_secs(20));
-        Apache { daemon, port, dir }
+        Apache {
+            _daemon: daemon,
+            port,
+            dir,
+        }
     }
 
     pub fn port(&self) -> u16 {
         self.port
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 
     /// Apache's error log so far (useful in assertion messages).
@@ -175,7 +176,7 @@ fn write_apache_conf(dir: &TempDir, site: &ApacheSite, port: u16) -> PathBuf {
 pub struct Caddy {
     daemon: Daemon,
     port: u16,
-    dir: TempDir,
+    _dir: TempDir,
 }
 
 impl Caddy {
@@ -199,7 +200,11 @@ impl Caddy {
             .arg(&conf);
         let mut daemon = Daemon::spawn("caddy", &mut cmd, &dir.join("caddy.log"));
         daemon.wait_for_port(port, Duration::from_secs(30));
-        Caddy { daemon, port, dir }
+        Caddy {
+            daemon,
+            port,
+            _dir: dir,
+        }
     }
 
     pub fn port(&self) -> u16 {
