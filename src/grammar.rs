@@ -144,12 +144,19 @@ impl Digest {
 
     /// The 64 lowercase hex digits, without `sha256:`.
     pub fn hex(&self) -> String {
-        let mut s = String::with_capacity(64);
-        for b in self.0 {
-            s.push(char::from_digit((b >> 4) as u32, 16).expect("nibble"));
-            s.push(char::from_digit((b & 15) as u32, 16).expect("nibble"));
+        let mut buf = [0u8; 64];
+        self.write_hex(&mut buf).to_string()
+    }
+
+    /// Hex into a stack buffer: renderers print hundreds of thousands of
+    /// digests, so Display allocates nothing.
+    fn write_hex<'a>(&self, buf: &'a mut [u8; 64]) -> &'a str {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        for (i, b) in self.0.iter().enumerate() {
+            buf[2 * i] = DIGITS[(b >> 4) as usize];
+            buf[2 * i + 1] = DIGITS[(b & 15) as usize];
         }
-        s
+        std::str::from_utf8(buf).unwrap_or_default()
     }
 }
 
@@ -167,7 +174,9 @@ impl fmt::Display for Tag {
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256:{}", self.hex())
+        let mut buf = [0u8; 64];
+        f.write_str("sha256:")?;
+        f.write_str(self.write_hex(&mut buf))
     }
 }
 

@@ -52,7 +52,7 @@ pub(crate) struct ManifestRoute<'a> {
 
 impl ManifestRoute<'_> {
     pub fn path(&self) -> String {
-        format!("/{}", layout::manifest_file(self.name, &self.reference))
+        layout::manifest_request(self.name, &self.reference)
     }
 
     pub fn tag(&self) -> Option<&Tag> {
@@ -97,7 +97,7 @@ pub(crate) fn manifests(repo: &Repository) -> impl Iterator<Item = ManifestRoute
 pub(crate) fn blobs(repo: &Repository) -> impl Iterator<Item = (String, &Digest, Option<u64>)> {
     repo.blobs
         .iter()
-        .map(move |(d, size)| (format!("/{}", repo.blob_path(d)), d, *size))
+        .map(move |(d, size)| (layout::blob_request(&repo.name, d), d, *size))
 }
 
 /// What a route is, for exports that describe every path (`headers`).

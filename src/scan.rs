@@ -331,6 +331,13 @@ fn build_repositories(
     }
 
     let mut repos: BTreeMap<Name, Repository> = BTreeMap::new();
+    // One allocation per repository, not one per file.
+    fn repo_of<'r>(repos: &'r mut BTreeMap<Name, Repository>, name: &Name) -> &'r mut Repository {
+        if !repos.contains_key(name) {
+            repos.insert(name.clone(), Repository::new(name.clone()));
+        }
+        repos.get_mut(name).expect("inserted above")
+    }
     let path_of = |n: &Named| match n {
         Named::Tag(name, _, f) | Named::Digest(name, _, f) => {
             file_path(&root, name, "manifests", f)
@@ -358,9 +365,7 @@ fn build_repositories(
         let Named::Tag(name, tag, _) = named else {
             continue;
         };
-        let repo = repos
-            .entry((*name).clone())
-            .or_insert_with(|| Repository::new((*name).clone()));
+        let repo = repo_of(&mut repos, name);
         match read.as_ref() {
             Read::Bad(kind, message) => registry.problems.push(Problem::error(
                 layout::manifest_file(name, tag),
@@ -430,9 +435,7 @@ fn build_repositories(
                 size,
                 parsed,
             } => {
-                let repo = repos
-                    .entry((*name).clone())
-                    .or_insert_with(|| Repository::new((*name).clone()));
+                let repo = repo_of(&mut repos, name);
                 let m = repo.manifests.entry(*digest).or_insert_with(|| Manifest {
                     media_type: parsed.media_type,
                     size: *size,
@@ -475,11 +478,7 @@ fn build_repositories(
         vec![None; blob_list.len()]
     };
     for ((name, digest, _), size) in blob_list.iter().zip(sizes) {
-        repos
-            .entry((*name).clone())
-            .or_insert_with(|| Repository::new((*name).clone()))
-            .blobs
-            .insert(*digest, size);
+        repo_of(&mut repos, name).blobs.insert(*digest, size);
     }
 
     for (name, repo) in repos {

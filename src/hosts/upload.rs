@@ -85,8 +85,8 @@ fn plan(registry: &Registry) -> Result<Plan> {
         blobs.extend(repo.blobs.keys().map(|d| repo.blob_path(d)));
         let levels = levels(repo)?;
         for route in routes::manifests(repo) {
-            // Keys are paths in the tree: the request path without its `/`.
-            let key = route.path()[1..].to_string();
+            // Keys are paths in the tree.
+            let key = layout::manifest_file(route.name, &route.reference);
             match route.tag() {
                 Some(_) => tags.entry(route.media_type).or_default().push(key),
                 None => by_level
