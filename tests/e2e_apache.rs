@@ -2,9 +2,8 @@
 //! reads, and the `--vhost` form a server config includes.
 
 use crate::support::fixture::{self, Fixture};
-use crate::support::registry::{
-    Expect, assert_clients, assert_hostile_refused, assert_http, assert_http_every,
-};
+use crate::support::matrix::assert_every_client;
+use crate::support::registry::{Expect, assert_hostile_refused, assert_http, assert_http_every};
 use crate::support::servers::{Apache, ApacheSite, apache_test_config};
 use crate::support::{Containerd, Dockerd, free_port, http, run_bin_ok};
 
@@ -68,27 +67,27 @@ fn assert_nothing_outside_v2(port: u16) {
 }
 
 #[test]
-fn apache_htaccess_serves_every_tag_and_digest_to_skopeo_containerd_and_docker() {
-    let f = fixture::build("basic", &[]);
+fn apache_htaccess_serves_every_tag_and_digest_to_every_client() {
+    let f = fixture::build("runnable", &[]);
     let apache = serve_htaccess(&f);
     assert_http(apache.port(), &f, Expect::ALL);
     assert_nothing_outside_v2(apache.port());
     let containerd = Containerd::start();
     let dockerd = Dockerd::start();
-    assert_clients(apache.port(), &f, &containerd, &dockerd);
+    assert_every_client(apache.port(), &f, &containerd, &dockerd);
     let log = apache.error_log();
     assert!(!log.contains("[core:alert]"), "{log}");
 }
 
 #[test]
-fn apache_vhost_serves_every_tag_and_digest_to_skopeo_containerd_and_docker() {
-    let f = fixture::build("basic", &[]);
+fn apache_vhost_serves_every_tag_and_digest_to_every_client() {
+    let f = fixture::build("runnable", &[]);
     let apache = serve_vhost(&f);
     assert_http(apache.port(), &f, Expect::ALL);
     assert_nothing_outside_v2(apache.port());
     let containerd = Containerd::start();
     let dockerd = Dockerd::start();
-    assert_clients(apache.port(), &f, &containerd, &dockerd);
+    assert_every_client(apache.port(), &f, &containerd, &dockerd);
 }
 
 /// The `.htaccess` from a hostile tree is loaded (Apache reads it on every request) by

@@ -1,9 +1,8 @@
 //! Caddy serving a generated site block, pulled by real clients.
 
 use crate::support::fixture::{self, Fixture};
-use crate::support::registry::{
-    Expect, assert_clients, assert_hostile_refused, assert_http, assert_http_every,
-};
+use crate::support::matrix::assert_every_client;
+use crate::support::registry::{Expect, assert_hostile_refused, assert_http, assert_http_every};
 use crate::support::servers::{Caddy, caddy_validate_config};
 use crate::support::{Containerd, Dockerd, free_port, http, run_bin_ok};
 
@@ -35,13 +34,13 @@ fn assert_quiet(caddy: &Caddy) {
 }
 
 #[test]
-fn caddy_serves_every_tag_and_digest_to_skopeo_containerd_and_docker() {
-    let f = fixture::build("basic", &[]);
+fn caddy_serves_every_tag_and_digest_to_every_client() {
+    let f = fixture::build("runnable", &[]);
     let caddy = serve(&f);
     assert_http(caddy.port(), &f, Expect::ALL);
     let containerd = Containerd::start();
     let dockerd = Dockerd::start();
-    assert_clients(caddy.port(), &f, &containerd, &dockerd);
+    assert_every_client(caddy.port(), &f, &containerd, &dockerd);
     assert_quiet(&caddy);
 }
 

@@ -3,9 +3,8 @@
 //! past the 100-rule `_headers` limit.
 
 use crate::support::fixture::{self, Fixture};
-use crate::support::registry::{
-    Expect, assert_clients, assert_hostile_refused, assert_http, assert_http_every,
-};
+use crate::support::matrix::assert_every_client;
+use crate::support::registry::{Expect, assert_hostile_refused, assert_http, assert_http_every};
 use crate::support::{self, Containerd, Dockerd, Wrangler, free_port, http, run_bin_ok};
 
 /// Pages answers a range request with 200 and the whole file: "Pages currently returns `200`
@@ -31,8 +30,8 @@ fn assert_no_rule_warnings(w: &Wrangler) {
 }
 
 #[test]
-fn pages_serves_every_tag_and_digest_to_skopeo_containerd_and_docker() {
-    let f = fixture::build("basic", &[]);
+fn pages_serves_every_tag_and_digest_to_every_client() {
+    let f = fixture::build("runnable", &[]);
     let pages = serve(&f);
     assert_http(pages.port(), &f, PAGES);
     // HEAD on a manifest carries its length (dockerd refuses a HEAD without one).
@@ -45,7 +44,7 @@ fn pages_serves_every_tag_and_digest_to_skopeo_containerd_and_docker() {
     curl_checks(pages.port(), &f);
     let containerd = Containerd::start();
     let dockerd = Dockerd::start();
-    assert_clients(pages.port(), &f, &containerd, &dockerd);
+    assert_every_client(pages.port(), &f, &containerd, &dockerd);
     assert_no_rule_warnings(&pages);
 }
 

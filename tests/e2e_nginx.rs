@@ -1,7 +1,8 @@
 //! nginx serving generated configs, pulled by real clients.
 
 use crate::support::fixture;
-use crate::support::registry::{Expect, assert_clients, assert_hostile_refused, assert_http};
+use crate::support::matrix::assert_every_client;
+use crate::support::registry::{Expect, assert_hostile_refused, assert_http};
 use crate::support::{
     self, Containerd, Dockerd, Nginx, free_port, http, nginx_test_config, run_bin_ok,
 };
@@ -27,13 +28,13 @@ fn serve(f: &fixture::Fixture) -> Nginx {
 }
 
 #[test]
-fn nginx_serves_every_tag_and_digest_to_skopeo_containerd_and_docker() {
-    let f = fixture::build("basic", &[]);
+fn nginx_serves_every_tag_and_digest_to_every_client() {
+    let f = fixture::build("runnable", &[]);
     let nginx = serve(&f);
     assert_http(nginx.port(), &f, Expect::ALL);
     let containerd = Containerd::start();
     let dockerd = Dockerd::start();
-    assert_clients(nginx.port(), &f, &containerd, &dockerd);
+    assert_every_client(nginx.port(), &f, &containerd, &dockerd);
 }
 
 #[test]

@@ -11,16 +11,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::support::fixture::{self, Fixture};
-use crate::support::registry::{Expect, assert_clients, assert_http};
+use crate::support::matrix::assert_every_client_without_digest_header;
+use crate::support::registry::{Expect, assert_http};
 use crate::support::s3::{Moto, ScriptRun, run_script};
 use crate::support::{Containerd, Dockerd, Nginx, free_port, run_bin_ok};
 
 /// Not `v2`: moto (like S3) refuses it, and a path-style URL would read ambiguously.
 const BUCKET: &str = "registry";
 
-/// The basic fixture, prepared, and an s3 upload script for it pointed at moto.
-fn prepared(moto: &Moto, prefix: Option<&str>) -> (Fixture, PathBuf) {
-    let f = fixture::build("basic", &[]);
+/// A fixture (`basic`, `runnable`), prepared, and an s3 upload script for it pointed at moto.
+fn prepared(moto: &Moto, kind: &str, prefix: Option<&str>) -> (Fixture, PathBuf) {
+    let f = fixture::build(kind, &[]);
     let tree = f.tree();
     run_bin_ok(["prepare", tree.to_str().unwrap()], f.dir.path());
     let script = f.dir.join("upload.sh");
@@ -191,7 +192,7 @@ fn proxy(f: &Fixture, moto: &Moto, root: &str) -> Nginx {
 fn s3_upload_killed_part_way_never_exposes_a_broken_tag_and_a_rerun_completes_it() {
     let moto = Moto::start();
     moto.create_public_bucket(BUCKET);
-    let (f, script) = prepared(&moto, None);
+    let (f, script) = prepared(&moto, "basic", None);
     let (immutable, mutable) = expected_keys(&f);
     let all: BTreeSet<String> = immutable.union(&mutable).cloned().collect();
 
@@ -277,11 +278,11 @@ fn s3_upload_killed_part_way_never_exposes_a_broken_tag_and_a_rerun_completes_it
 }
 
 #[test]
-fn s3_bucket_behind_a_proxy_serves_every_tag_to_skopeo_containerd_and_docker() {
+fn s3_bucket_behind_a_proxy_serves_every_tag_to_every_client() {
     let moto = Moto::start();
     moto.create_public_bucket(BUCKET);
     // Under a prefix, as in a bucket shared with other content.
-    let (f, script) = prepared(&moto, Some("/mirror/v1/"));
+    let (f, script) = prepared(&moto, "runnable", Some("/mirror/v1/"));
     let (immutable, mutable) = expected_keys(&f);
     let prefixed = |keys: &BTreeSet<String>| -> BTreeSet<String> {
         keys.iter().map(|k| format!("mirror/v1/{k}")).collect()
@@ -320,5 +321,5 @@ fn s3_bucket_behind_a_proxy_serves_every_tag_to_skopeo_containerd_and_docker() {
     assert_http(nginx.port(), &f, expect);
     let containerd = Containerd::start();
     let dockerd = Dockerd::start();
-    assert_clients(nginx.port(), &f, &containerd, &dockerd);
+    assert_every_client_without_digest_header(nginx.port(), &f, &containerd, &dockerd);
 }

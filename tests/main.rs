@@ -27,4 +27,6 @@ mod e2e_netlify;
 #[cfg(feature = "e2e")]
 mod e2e_nginx;
 #[cfg(feature = "e2e")]
+mod e2e_reference;
+#[cfg(feature = "e2e")]
 mod e2e_s3;

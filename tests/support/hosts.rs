@@ -221,3 +221,40 @@ impl Drop for PlainHttpOnly {
         let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
     }
 }
+
+/// The reference registry (Debian's docker-registry, distribution 2.8), the control of the
+/// client matrix: the same images pushed into it must pull the same way from it.
+pub struct ReferenceRegistry {
+    _daemon: Daemon,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl ReferenceRegistry {
+    pub fn start() -> ReferenceRegistry {
+        let dir = TempDir::new("distribution");
+        let port = super::free_port();
+        let config = dir.join("config.yml");
+        fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.join("data").display()
+            ),
+        )
+        .unwrap();
+        let mut cmd = Command::new("docker-registry");
+        cmd.arg("serve").arg(&config);
+        let mut daemon = Daemon::spawn("docker-registry", &mut cmd, &dir.join("registry.log"));
+        daemon.wait_for_port(port, Duration::from_secs(20));
+        ReferenceRegistry {
+            _daemon: daemon,
+            port,
+            _dir: dir,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}

@@ -18,6 +18,8 @@ pub mod hosts;
 #[cfg(feature = "e2e")]
 pub mod http;
 #[cfg(feature = "e2e")]
+pub mod matrix;
+#[cfg(feature = "e2e")]
 pub mod net;
 #[cfg(feature = "e2e")]
 pub mod registry;

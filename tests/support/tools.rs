@@ -40,3 +40,9 @@ fn existing_tool(path: PathBuf) -> PathBuf {
     );
     path
 }
+
+/// A Go tool `scripts/test` builds from the module proxy into `.tools/go/bin` (crane, oras,
+/// helm, regctl, the OCI conformance suite).
+pub fn go_bin(name: &str) -> PathBuf {
+    existing_tool(tools_dir().join("go/bin").join(name))
+}
