@@ -220,14 +220,23 @@ pub fn assert_helm(port: u16, f: &Fixture) {
     }
 }
 
-/// podman pulls every runnable tag into its own storage; the image it records is the tag's.
+/// podman pulls every runnable tag into its own storage (the image it records is the tag's),
+/// then runs the busybox image.
+///
+/// `podman run` here: podman sets RLIMIT_NOFILE and RLIMIT_NPROC in every container by default
+/// (containers.conf `default_ulimits`), which this machine's runc refuses ("error setting
+/// rlimits", shared/reference/clients.md); an empty `default_ulimits` leaves the limits as they
+/// are, and runc then runs it. crun fails on the hybrid cgroup layout instead.
 pub fn assert_podman(port: u16, f: &Fixture) {
     let host = format!("127.0.0.1:{port}");
     let dir = TempDir::new("podman");
+    let conf = dir.join("containers.conf");
+    fs::write(&conf, "[containers]\ndefault_ulimits = []\n").unwrap();
     let podman = |args: &[&str]| {
         let mut cmd = isolated(Path::new("podman"), dir.path());
         // podman reads DOCKER_CONFIG/config.json when the variable is set, and fails without it.
         cmd.env_remove("DOCKER_CONFIG")
+            .env("CONTAINERS_CONF", &conf)
             .arg("--root")
             .arg(dir.join("root"))
             .arg("--runroot")
@@ -262,6 +271,27 @@ pub fn assert_podman(port: u16, f: &Fixture) {
         assert!(
             recorded.contains(&format!("{host}/{name}@{digest}")),
             "podman pull {reference}: {recorded:?}"
+        );
+    }
+    for tag in ["latest", "docker"] {
+        let reference = format!("{host}/tools/busybox:{tag}");
+        let out = podman(&[
+            "--runtime",
+            "runc",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--tls-verify=false",
+            &reference,
+            "echo",
+            "hello",
+            "there",
+        ]);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "hello there\n",
+            "podman run {reference}"
         );
     }
 }
