@@ -83,13 +83,16 @@ pub(crate) enum ErrorCode {
     ManifestUnknown,
     BlobUnknown,
     NameUnknown,
+    /// Any method but GET and HEAD: the registry is read-only (answered with 405).
+    Unsupported,
 }
 
 impl ErrorCode {
-    pub(crate) const ALL: [ErrorCode; 3] = [
+    pub(crate) const ALL: [ErrorCode; 4] = [
         ErrorCode::ManifestUnknown,
         ErrorCode::BlobUnknown,
         ErrorCode::NameUnknown,
+        ErrorCode::Unsupported,
     ];
 
     pub(crate) fn code(self) -> &'static str {
@@ -97,6 +100,7 @@ impl ErrorCode {
             ErrorCode::ManifestUnknown => "MANIFEST_UNKNOWN",
             ErrorCode::BlobUnknown => "BLOB_UNKNOWN",
             ErrorCode::NameUnknown => "NAME_UNKNOWN",
+            ErrorCode::Unsupported => "UNSUPPORTED",
         }
     }
 
@@ -105,6 +109,8 @@ impl ErrorCode {
             ErrorCode::ManifestUnknown => "manifest unknown",
             ErrorCode::BlobUnknown => "blob unknown to registry",
             ErrorCode::NameUnknown => "repository name not known to registry",
+            // distribution's wording for UNSUPPORTED.
+            ErrorCode::Unsupported => "The operation is unsupported.",
         }
     }
 

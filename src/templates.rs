@@ -85,6 +85,7 @@ impl Templates {
         tera.register_filter("rewrite_table", rewrite_table_filter);
         tera.register_filter("host_port", host_port_filter);
         tera.register_filter("js_regex", js_regex_filter);
+        tera.register_filter("backquoted", backquoted_filter);
         Ok(Templates { tera })
     }
 
@@ -200,6 +201,19 @@ fn quoted_path_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result
         )));
     }
     Ok(Value::String(format!("\"{s}\"")))
+}
+
+/// A Caddyfile token in backquotes (a fixed JSON body): everything inside is
+/// literal except a backquote, which is refused, as are control characters.
+fn backquoted_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    let s = as_str(value, "backquoted")?;
+    if s.is_empty() || s.chars().any(|c| c.is_control() || c == '`') {
+        return Err(tera::Error::msg(format!(
+            "refusing to backquote {:?}",
+            crate::problem::printable(s)
+        )));
+    }
+    Ok(Value::String(format!("`{s}`")))
 }
 
 /// Fixed JSON bodies inside nginx single quotes.

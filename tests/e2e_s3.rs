@@ -54,6 +54,7 @@ fn expected_keys(f: &Fixture) -> (BTreeSet<String>, BTreeSet<String>) {
         "v2/_errors/manifest_unknown.json",
         "v2/_errors/blob_unknown.json",
         "v2/_errors/name_unknown.json",
+        "v2/_errors/unsupported.json",
     ]
     .into_iter()
     .map(String::from)
@@ -164,6 +165,21 @@ fn proxy(f: &Fixture, moto: &Moto, root: &str) -> Nginx {
     add_header Docker-Distribution-API-Version registry/2.0 always;
     # S3 answers a missing key with 404 (403 without list permission) and an XML body.
     proxy_intercept_errors on;
+    # A read-only front, as a CDN in front of a public bucket would be: moto, unlike S3,
+    # does not enforce the bucket policy and takes an anonymous PUT.
+    error_page 405 @unsupported;
+    if ($request_method !~ ^(?:GET|HEAD)$) {{
+        return 405;
+    }}
+    location @unsupported {{
+        add_header Allow "GET, HEAD" always;
+        add_header Docker-Distribution-API-Version registry/2.0 always;
+        rewrite ^ {root}/v2/_errors/unsupported.json break;
+        proxy_method GET;
+        proxy_pass {up};
+        proxy_hide_header Content-Type;
+        add_header Content-Type application/json always;
+    }}
     location ~ ^/v2/.+/manifests/ {{
         proxy_pass {up}{root}$uri;
         error_page 403 404 =404 @manifest_unknown;

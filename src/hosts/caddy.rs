@@ -159,6 +159,7 @@ fn render(registry: &Registry, settings: &CaddySettings, ctx: &Ctx) -> Result<St
         "manifests": Value::Array(manifests),
         "refused_files": refused_files,
         "refused_dirs": refused_dirs,
+        "errors": crate::layout::error_bodies(),
     });
     ctx.templates.render_value("caddyfile.tera", context)
 }

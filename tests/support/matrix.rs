@@ -566,10 +566,62 @@ fn every_client(
     assert_oras(port, f, digest_header);
     assert_helm(port, f);
     assert_docker_run(port, dockerd);
+    // The reference registry accepts pushes; every static host refuses them.
+    if extra_exceptions.is_empty() {
+        assert_push_refused(port, f, dockerd, digest_header);
+    }
     let mut exceptions: Vec<Exception> = Vec::new();
     if !digest_header {
         exceptions.push(CONFORMANCE_NO_DIGEST_HEADER);
     }
     exceptions.extend_from_slice(extra_exceptions);
     assert_conformance(port, f, &exceptions);
+}
+
+/// Pushes fail, saying why, and leave the tree as it was: `skopeo copy`, `crane copy` (a push
+/// of the host's own image under a new name) and `docker push`. `read_only`: the host answers
+/// 405 UNSUPPORTED, which the clients' errors name.
+pub fn assert_push_refused(port: u16, f: &Fixture, dockerd: &Dockerd, read_only: bool) {
+    let host = format!("127.0.0.1:{port}");
+    let home = TempDir::new("push");
+    let (name, tag) = f.runnable().into_iter().next().expect("a runnable tag");
+    let source = format!("{host}/{name}:{tag}");
+    let target = format!("{host}/pushed/image:1");
+    let says_why = |what: &str, out: &Output| {
+        let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase()
+            + &String::from_utf8_lossy(&out.stdout).to_lowercase();
+        assert!(!out.status.success(), "{what} succeeded: {stderr}");
+        if read_only {
+            assert!(
+                stderr.contains("405")
+                    || stderr.contains("unsupported")
+                    || stderr.contains("not allowed"),
+                "{what}: the error does not say the registry refuses writes: {stderr}"
+            );
+        }
+    };
+    let skopeo = super::skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        &format!("docker://{source}"),
+        &format!("docker://{target}"),
+    ]);
+    says_why("skopeo copy", &skopeo);
+    let mut crane = isolated(&go_bin("crane"), home.path());
+    crane.args(["copy", &source, &target, "--insecure"]);
+    says_why("crane copy", &process::output(&mut crane));
+    let mut pull = dockerd.docker();
+    process::run(pull.args(["pull", &source]));
+    let mut retag = dockerd.docker();
+    process::run(retag.args(["tag", &source, &target]));
+    let mut push = dockerd.docker();
+    says_why(
+        "docker push",
+        &process::output(push.args(["push", &target])),
+    );
+    assert!(
+        !f.tree().join("v2/pushed").exists(),
+        "a push wrote into the tree"
+    );
 }

@@ -20,6 +20,9 @@ pub struct Expect {
     /// A single-range GET on a blob answers 206 with those bytes. Without: 200 and the whole
     /// blob, never a partial body that claims otherwise (clients then take it all).
     pub ranges: bool,
+    /// Anything but GET and HEAD answers 405 with `Allow: GET, HEAD` and the registry's JSON
+    /// error UNSUPPORTED. Without (a bucket, whose permissions are its policy's): never 2xx.
+    pub read_only: bool,
 }
 
 impl Expect {
@@ -28,7 +31,63 @@ impl Expect {
         api_version: true,
         cache_control: true,
         ranges: true,
+        read_only: true,
     };
+}
+
+/// Methods a registry client writes with (push, delete, chunked upload) and others a static
+/// server may answer with content or an echo.
+const WRITE_METHODS: &[&str] = &[
+    "PUT", "POST", "DELETE", "PATCH", "OPTIONS", "PROPFIND", "MKCOL",
+];
+
+/// No write is ever accepted: on `/v2/`, a manifest by tag, a blob and a list, every method
+/// but GET and HEAD is refused (405 with the JSON error where the host can), and the content
+/// on disk is the same afterwards.
+pub fn assert_read_only(port: u16, f: &Fixture, expect: Expect) {
+    let (name, tag, _, _, _) = f.tags().into_iter().next().expect("a tag");
+    let (bname, blob, _) = f.blobs().into_iter().next().expect("a blob");
+    let paths = [
+        "/v2/".to_string(),
+        format!("/v2/{name}/manifests/{tag}"),
+        format!("/v2/{bname}/blobs/{blob}"),
+        format!("/v2/{name}/tags/list"),
+        format!("/v2/{name}/blobs/uploads/"),
+    ];
+    let before = std::fs::read(f.tree().join(format!("v2/{name}/manifests/{tag}"))).unwrap();
+    for path in &paths {
+        for method in WRITE_METHODS {
+            let r = http::request_with(method, port, path, &[("Content-Length", "0")]);
+            let what = format!("{method} {path}");
+            assert!(!(200..300).contains(&r.status), "{}", ctx(&what, path, &r));
+            if expect.read_only {
+                assert_eq!(r.status, 405, "{}", ctx(&what, path, &r));
+                assert_eq!(
+                    r.header_all("Allow"),
+                    vec!["GET, HEAD"],
+                    "{}",
+                    ctx(&what, path, &r)
+                );
+                assert_eq!(
+                    r.header_all("Content-Type"),
+                    vec!["application/json"],
+                    "{}",
+                    ctx(&what, path, &r)
+                );
+                let body: Value = serde_json::from_slice(&r.body)
+                    .unwrap_or_else(|e| panic!("{e}: {}", ctx(&what, path, &r)));
+                assert_eq!(
+                    body["errors"][0]["code"],
+                    "UNSUPPORTED",
+                    "{}",
+                    ctx(&what, path, &r)
+                );
+                assert_api_version(expect, path, &r);
+            }
+        }
+    }
+    let after = std::fs::read(f.tree().join(format!("v2/{name}/manifests/{tag}"))).unwrap();
+    assert_eq!(before, after, "a write changed the tree");
 }
 
 fn ctx(what: &str, path: &str, r: &Response) -> String {
@@ -115,6 +174,34 @@ fn assert_json_error(port: u16, path: &str, code: &str, expect: Expect) {
 /// The HTTP surface, request by request, for every path.
 pub fn assert_http(port: u16, f: &Fixture, expect: Expect) {
     assert_http_every(port, f, expect, 1);
+    assert_read_only(port, f, expect);
+    assert_manifest_ranges(port, f);
+}
+
+/// A manifest asked for in several ranges answers with the whole body, or one range, and
+/// exactly one Content-Type, its own (never multipart/byteranges beside it).
+pub fn assert_manifest_ranges(port: u16, f: &Fixture) {
+    for (name, tag, digest, media_type, size) in f.tags().into_iter().take(3) {
+        for reference in [tag.as_str(), digest.as_str()] {
+            let path = format!("/v2/{name}/manifests/{reference}");
+            let r = http::request_with("GET", port, &path, &[("Range", "bytes=0-1,4-5")]);
+            let what = "multi-range";
+            assert_eq!(
+                r.header_all("Content-Type"),
+                vec![media_type.as_str()],
+                "{}",
+                ctx(what, &path, &r)
+            );
+            match r.status {
+                200 => {
+                    assert_eq!(r.body.len() as u64, size, "{}", ctx(what, &path, &r));
+                    assert_eq!(sha256(&r.body), digest, "{}", ctx(what, &path, &r));
+                }
+                206 => assert!(r.body.len() <= 6, "{}", ctx(what, &path, &r)),
+                _ => panic!("{}", ctx(what, &path, &r)),
+            }
+        }
+    }
 }
 
 /// The HTTP surface for every `stride`-th manifest and blob path (big trees).

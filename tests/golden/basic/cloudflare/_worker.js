@@ -20,7 +20,7 @@ const MAX_MANIFEST_BYTES = 4194304;
 // Media types this registry serves, exactly as registrish-gen knows them.
 const MEDIA_TYPES = ["application/vnd.docker.distribution.manifest.v2+json","application/vnd.docker.distribution.manifest.list.v2+json","application/vnd.oci.image.manifest.v1+json","application/vnd.oci.image.index.v1+json","application/vnd.docker.distribution.manifest.v1+prettyjws","application/vnd.docker.distribution.manifest.v1+json"];
 const [DOCKER_V2, DOCKER_LIST, OCI_MANIFEST, OCI_INDEX, SCHEMA1_SIGNED, SCHEMA1] = MEDIA_TYPES;
-const ERRORS = {"blob_unknown":"{\"errors\":[{\"code\":\"BLOB_UNKNOWN\",\"detail\":null,\"message\":\"blob unknown to registry\"}]}","manifest_unknown":"{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\",\"detail\":null,\"message\":\"manifest unknown\"}]}","name_unknown":"{\"errors\":[{\"code\":\"NAME_UNKNOWN\",\"detail\":null,\"message\":\"repository name not known to registry\"}]}"};
+const ERRORS = {"blob_unknown":"{\"errors\":[{\"code\":\"BLOB_UNKNOWN\",\"detail\":null,\"message\":\"blob unknown to registry\"}]}","manifest_unknown":"{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\",\"detail\":null,\"message\":\"manifest unknown\"}]}","name_unknown":"{\"errors\":[{\"code\":\"NAME_UNKNOWN\",\"detail\":null,\"message\":\"repository name not known to registry\"}]}","unsupported":"{\"errors\":[{\"code\":\"UNSUPPORTED\",\"detail\":null,\"message\":\"The operation is unsupported.\"}]}"};
 const TAG_CACHE = "public, max-age=300";
 const IMMUTABLE = "public, max-age=31536000, immutable";
 
@@ -32,7 +32,7 @@ export default {
       return env.ASSETS.fetch(request);
     }
     if (request.method !== "GET" && request.method !== "HEAD") {
-      return respond(request, 405, "", { ...API, Allow: "GET, HEAD" });
+      return respond(request, 405, ERRORS.unsupported, { ...API, Allow: "GET, HEAD", "Content-Type": "application/json" });
     }
     if (path === "/v2/" || path === "/v2") {
       return respond(request, 200, "{}", { ...API, "Content-Type": "application/json" });
