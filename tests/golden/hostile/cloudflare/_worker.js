@@ -95,6 +95,26 @@ async function blob(request, env, url, path, digest) {
     "Docker-Content-Digest": digest,
     "Cache-Control": IMMUTABLE,
   };
+  // Pages answers a range request with the whole file (Cloudflare's "Serving
+  // Pages" docs); podman resumes a blob with one range, so the worker answers a
+  // single range itself (a Pages file is at most 25 MiB). Several ranges get
+  // the whole blob, which RFC 9110 allows.
+  const rangeHeader = request.headers.get("Range");
+  if (rangeHeader !== null) {
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    const range = singleRange(rangeHeader, bytes.byteLength);
+    if (range === "unsatisfiable") {
+      return respond(request, 416, "", { ...headers, "Content-Range": `bytes */${bytes.byteLength}` });
+    }
+    if (range !== null) {
+      const [start, end] = range;
+      return respond(request, 206, bytes.subarray(start, end + 1), {
+        ...headers,
+        "Content-Range": `bytes ${start}-${end}/${bytes.byteLength}`,
+      });
+    }
+    return respond(request, 200, bytes, headers);
+  }
   // The asset server may stream without a length (wrangler pages dev always
   // does); clients need it on HEAD, and a known length lets them check
   // progress, so buffer (Pages files are at most 25 MiB) when it is missing.
@@ -104,6 +124,21 @@ async function blob(request, env, url, path, digest) {
     return new Response(request.method === "HEAD" ? null : res.body, { status: 200, headers });
   }
   return respond(request, 200, new Uint8Array(await res.arrayBuffer()), headers);
+}
+
+// One `bytes=` range as [start, end] (inclusive), "unsatisfiable", or null
+// for a header to ignore (several ranges, another unit, malformed).
+function singleRange(header, size) {
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === "" && m[2] === "")) return null;
+  if (m[1] === "") {
+    const suffix = Number(m[2]);
+    return suffix === 0 || size === 0 ? "unsatisfiable" : [Math.max(0, size - suffix), size - 1];
+  }
+  const start = Number(m[1]);
+  if (m[2] !== "" && Number(m[2]) < start) return null;
+  if (start >= size) return "unsatisfiable";
+  return [start, m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1)];
 }
 
 async function json(request, env, url, path, code) {
@@ -143,7 +178,8 @@ function mediaType(bytes) {
   if (m.mediaType !== undefined) {
     type = MEDIA_TYPES.includes(m.mediaType) ? m.mediaType : null;
   } else if (m.schemaVersion === 1) {
-    type = m.signatures !== undefined ? SCHEMA1_SIGNED : SCHEMA1;
+    // Signed only with at least one JWS signature, as src/media.rs decides.
+    type = Array.isArray(m.signatures) && m.signatures.length > 0 ? SCHEMA1_SIGNED : SCHEMA1;
   } else if (m.schemaVersion !== 2) {
     type = null;
   } else if (m.config !== undefined && m.manifests === undefined) {
