@@ -35,6 +35,9 @@ pub(crate) struct Facts {
     pub symlinks: Vec<Symlink>,
     /// Manifest files opened and read (hard links of one file count once).
     pub manifest_reads: usize,
+    /// Files and directories under `v2/` whose name starts with `.`, relative to TREE:
+    /// never served by any host.
+    pub dot_files: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -40,6 +40,8 @@ pub enum Kind {
     HostUnservable,
     Unreadable,
     Schema1,
+    DotFile,
+    ForeignConfig,
 }
 
 impl Kind {
@@ -68,6 +70,8 @@ impl Kind {
             Kind::HostUnservable => "host-unservable",
             Kind::Unreadable => "unreadable",
             Kind::Schema1 => "schema1",
+            Kind::DotFile => "dot-file",
+            Kind::ForeignConfig => "foreign-config",
         }
     }
 }
@@ -78,7 +82,7 @@ impl Kind {
     pub fn blocks_output(self) -> bool {
         matches!(
             self,
-            Kind::FileTooLarge | Kind::TooManyFiles | Kind::LineTooLong
+            Kind::FileTooLarge | Kind::TooManyFiles | Kind::LineTooLong | Kind::ForeignConfig
         )
     }
 }

@@ -88,7 +88,21 @@ pub(crate) fn scan(tree: &Path, options: Options) -> Result<Registry> {
         .into_iter();
     for entry in walker {
         let entry = entry.with_context(|| format!("cannot walk {}", v2.display()))?;
-        if entry.depth() == 0 || entry.file_type().is_dir() {
+        if entry.depth() == 0 {
+            continue;
+        }
+        // A dot-file is never served (web servers read some, like `.htaccess`, as config).
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            let rel = entry.path().strip_prefix(&root).unwrap_or(entry.path());
+            registry
+                .facts
+                .dot_files
+                .push(rel.to_string_lossy().into_owned());
+            if entry.file_type().is_dir() {
+                continue;
+            }
+        }
+        if entry.file_type().is_dir() {
             continue;
         }
         let Ok(rel_path) = entry.path().strip_prefix(&root) else {
@@ -159,6 +173,14 @@ pub(crate) fn scan(tree: &Path, options: Options) -> Result<Registry> {
             format!("v2/{name}"),
             Kind::InvalidName,
             "repository name is not valid OCI grammar (lowercase [a-z0-9] components joined by . _ __ -); left out",
+        ));
+    }
+
+    for path in &registry.facts.dot_files {
+        registry.problems.push(Problem::warning(
+            path.clone(),
+            Kind::DotFile,
+            "a dot-file under v2/: never served (web servers read some as configuration)",
         ));
     }
 

@@ -145,3 +145,50 @@ fn the_worker_regexes_accept_exactly_the_grammar() {
     let out = crate::support::process::run(Command::new("node").arg(&path));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
 }
+
+/// Apache in `.htaccess` mode reads every `.htaccess` on a request's way: one planted under
+/// the tree (or a `.htpasswd`) makes `apache` refuse to write; `--vhost` reads none.
+#[test]
+fn apache_htaccess_mode_refuses_a_tree_holding_another_htaccess() {
+    for planted in [
+        "v2/demo/hello/.htaccess",
+        "v2/.htpasswd",
+        "static/.htaccess",
+    ] {
+        let f = fixture::build("basic", &[]);
+        let tree = f.tree();
+        let tree_s = tree.to_str().unwrap();
+        run_bin_ok(["prepare", tree_s], f.dir.path());
+        let file = tree.join(planted);
+        fs::create_dir_all(file.parent().unwrap()).unwrap();
+        fs::write(&file, "RewriteEngine Off\n").unwrap();
+        let out_file = tree.join(".htaccess");
+        let out = run_bin(
+            ["apache", tree_s, "-o", out_file.to_str().unwrap()],
+            f.dir.path(),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{planted}: {stderr}");
+        assert!(stderr.contains(&format!("error: {planted}: ")), "{stderr}");
+        assert!(
+            stderr.contains("[foreign-config]") && stderr.contains("nothing written"),
+            "{stderr}"
+        );
+        assert!(!out_file.exists(), "{planted}: wrote the .htaccess anyway");
+        // Its own output at TREE/.htaccess is no reason to refuse, and --vhost reads none.
+        fs::remove_file(&file).unwrap();
+        run_bin_ok(
+            ["apache", tree_s, "-o", out_file.to_str().unwrap()],
+            f.dir.path(),
+        );
+        run_bin_ok(
+            ["apache", tree_s, "-o", out_file.to_str().unwrap()],
+            f.dir.path(),
+        );
+        fs::write(&file, "RewriteEngine Off\n").unwrap();
+        run_bin_ok(["apache", tree_s, "--vhost"], f.dir.path());
+        let check = run_bin(["check", tree_s, "--host", "apache"], f.dir.path());
+        assert_eq!(check.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&check.stdout).contains("[foreign-config]"));
+    }
+}

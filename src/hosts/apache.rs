@@ -18,11 +18,14 @@ use crate::address::{Listen, check_root_path, check_server_name};
 use crate::media::MediaType;
 use crate::model::Registry;
 use crate::output::Shape;
+use crate::problem::{Kind, Problem};
 use crate::routes;
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::cmp::Ordering;
+use std::path::Path;
+use walkdir::WalkDir;
 
 /// Longest `;REF=VALUE` table on one line. Apache refuses `.htaccess` lines
 /// over 8,190 bytes ("Line too long"); the rest of the line is under 100.
@@ -111,6 +114,51 @@ impl Host for Apache {
             server_name: o.server_name,
             root_path,
         })
+    }
+
+    /// In `.htaccess` mode Apache reads every `.htaccess` on a request's way: one anywhere
+    /// under TREE but the output itself could switch the rules off (`RewriteEngine Off`
+    /// serves plain files as text and follows symlinks), and a `.htpasswd` is a credential
+    /// store. Either refuses the command; the vhost mode reads none (`AllowOverride None`).
+    fn problems(registry: &Registry, options: &ApacheOptions, _: &Path) -> Vec<Problem> {
+        if options.vhost {
+            return Vec::new();
+        }
+        let is_ht = |name: &str| name == ".htaccess" || name == ".htpasswd";
+        let mut found: Vec<String> = registry
+            .facts
+            .dot_files
+            .iter()
+            .filter(|p| p.rsplit('/').next().is_some_and(is_ht))
+            .cloned()
+            .collect();
+        // Outside v2/, which the scan walked.
+        let walker = WalkDir::new(&registry.root)
+            .follow_links(false)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| !(e.depth() == 1 && e.file_name() == "v2"));
+        for entry in walker.flatten() {
+            let name = entry.file_name().to_string_lossy();
+            // TREE/.htaccess is where this command's output goes.
+            if is_ht(&name)
+                && !(entry.depth() == 1 && name == ".htaccess")
+                && let Ok(rel) = entry.path().strip_prefix(&registry.root)
+            {
+                found.push(rel.to_string_lossy().into_owned());
+            }
+        }
+        found.sort();
+        found
+            .into_iter()
+            .map(|path| {
+                Problem::error(
+                    path,
+                    Kind::ForeignConfig,
+                    "Apache would read this file in .htaccess mode and could serve the tree outside the rules; remove it, or use --vhost",
+                )
+            })
+            .collect()
     }
 
     fn render(registry: &Registry, settings: &ApacheSettings, ctx: &Ctx) -> Result<Vec<String>> {
