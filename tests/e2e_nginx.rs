@@ -39,7 +39,15 @@ fn nginx_serves_every_tag_and_digest_to_every_client() {
 
 #[test]
 fn nginx_serves_the_sound_part_of_a_hostile_tree_and_nothing_else() {
-    let f = fixture::build("hostile", &[]);
+    let mut f = fixture::build("hostile", &[]);
+    // nginx serves no file through a symlink (`nginx` reports and leaves out the builder's
+    // in-tree alias, fine on other hosts; a symlink's refusal at request time is pinned by
+    // `nginx_refuses_a_tag_turned_into_a_symlink_after_generation`), so it goes, as for Pages.
+    std::fs::remove_file(f.tree().join("v2/demo/hello/manifests/alias")).unwrap();
+    let tags = f.expected["repositories"]["demo/hello"]["tags"]
+        .as_object_mut()
+        .unwrap();
+    assert!(tags.remove("alias").is_some());
     let nginx = serve(&f);
     let port = nginx.port();
     // Everything the builder calls sound is served exactly.
@@ -148,4 +156,23 @@ fn nginx_serves_https_with_the_given_certificate() {
         .to_string();
     let (digests, _) = dockerd.pull(&format!("127.0.0.1:{}/{multi}:{multi_tag}", nginx.port()));
     assert!(digests.iter().any(|d| d.ends_with(&want)), "{digests:?}");
+}
+
+/// Finding 5 of issue 10: a tag replaced by a symlink out of the tree after the config was
+/// generated is not served (nginx checks every path component at request time).
+#[test]
+fn nginx_refuses_a_tag_turned_into_a_symlink_after_generation() {
+    let f = fixture::build("basic", &[]);
+    let nginx = serve(&f);
+    let (name, tag, _, _, _) = f.tags().into_iter().next().unwrap();
+    let path = format!("/v2/{name}/manifests/{tag}");
+    assert_eq!(http::get(nginx.port(), &path).status, 200);
+    let secret = f.dir.join("secret.json");
+    std::fs::write(&secret, r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[],"secret":"canary-5"}"#).unwrap();
+    let file = f.tree().join(&path[1..]);
+    std::fs::remove_file(&file).unwrap();
+    std::os::unix::fs::symlink(&secret, &file).unwrap();
+    let r = http::get(nginx.port(), &path);
+    assert_eq!(r.status, 404, "{}", r.body_text());
+    assert!(!r.body_text().contains("canary-5"));
 }

@@ -119,19 +119,19 @@ impl Host for Nginx {
         })
     }
 
-    /// `disable_symlinks` (on for every file served straight from disk)
-    /// answers 403 for a blob that is a symlink, even one inside the tree.
+    /// `disable_symlinks` (on for every file) answers 403 for a tag, a manifest or a blob
+    /// that is a symlink, even one inside the tree: they are left out.
     fn problems(registry: &Registry, _: &NginxOptions, _: &Path) -> Vec<Problem> {
         registry
             .facts
             .symlinks
             .iter()
-            .filter(|s| s.kind == SymlinkKind::Inside && s.path.contains("/blobs/"))
+            .filter(|s| s.kind == SymlinkKind::Inside)
             .map(|s| {
-                Problem::warning(
+                Problem::error(
                     s.path.clone(),
                     Kind::SymlinkInside,
-                    "blob is a symlink: nginx's config refuses symlinked blobs (disable_symlinks); use a hard link",
+                    "a symlink: nginx serves no file through a symlink (disable_symlinks); use a hard link or a copy; left out",
                 )
             })
             .collect()
@@ -163,9 +163,19 @@ fn render(registry: &Registry, settings: &NginxSettings, ctx: &Ctx) -> Result<St
     let mut manifests = Vec::with_capacity(registry.manifest_count() + registry.tag_count());
     let mut case_sensitive = Vec::new();
     let mut longest = 0;
+    // nginx would answer 403 for these (disable_symlinks): not in the table.
+    let symlinks: std::collections::HashSet<&str> = registry
+        .facts
+        .symlinks
+        .iter()
+        .map(|s| s.path.as_str())
+        .collect();
     for repo in registry.repositories.values() {
         let colliding = repo.case_colliding_tags();
         for route in routes::manifests(repo) {
+            if symlinks.contains(&route.path()[1..]) {
+                continue;
+            }
             let code = route.media_type.code();
             let path = route.path();
             match route.tag() {
