@@ -122,7 +122,26 @@ pub(crate) fn scan(tree: &Path, options: Options) -> Result<Registry> {
         let is_manifest = match parent {
             "manifests" if parts.len() >= 4 => true,
             "blobs" if parts.len() >= 4 => false,
-            _ => continue,
+            _ => {
+                // A symlink anywhere else (a namespace, a repository's `blobs/`, a list)
+                // is never followed by the scan; some servers would follow it.
+                if entry.file_type().is_symlink() {
+                    let kind = match resolve_symlink(entry.path(), &root) {
+                        Ok(_) => SymlinkKind::Inside,
+                        Err((kind, _)) => kind,
+                    };
+                    registry.facts.symlinks.push(Symlink {
+                        path: rel.to_string(),
+                        kind,
+                    });
+                    registry.problems.push(Problem::warning(
+                        rel.into_owned(),
+                        Kind::SymlinkOutside,
+                        "a symlink where the tree holds no file (a directory of the layout?): never followed; hosts that would follow it refuse the tree or leave it out",
+                    ));
+                }
+                continue;
+            }
         };
         let name_text = parts[1..parts.len() - 2].join("/");
         let target = if entry.file_type().is_symlink() {

@@ -46,11 +46,27 @@ fn caddy_serves_every_tag_and_digest_to_every_client() {
 
 #[test]
 fn caddy_serves_the_sound_part_of_a_hostile_tree_and_nothing_else() {
-    let f = fixture::build("hostile", &[]);
-    // A symlink out of the tree inside a sound repository: Caddy would follow it, so the
-    // config refuses the path the scan reported.
+    let mut f = fixture::build("hostile", &[]);
+    // Caddy follows symlinks, so the config refuses every one the scan found, in-tree ones
+    // too: the builder's alias (fine on hosts that check at request time) goes from the
+    // contract, as for nginx and Pages.
+    std::fs::remove_file(f.tree().join("v2/demo/hello/manifests/alias")).unwrap();
+    let tags = f.expected["repositories"]["demo/hello"]["tags"]
+        .as_object_mut()
+        .unwrap();
+    assert!(tags.remove("alias").is_some());
+    // A symlink out of the tree inside a sound repository, and (issue 10, finding 2) one
+    // inside the tree that leads to a file outside v2/: both refused by path.
     let planted = format!("/v2/demo/hello/blobs/{}", fixture::sha256(b"planted"));
     std::os::unix::fs::symlink("/etc/passwd", f.tree().join(&planted[1..])).unwrap();
+    std::fs::create_dir_all(f.tree().join("backup")).unwrap();
+    std::fs::write(f.tree().join("backup/credentials"), "canary-2").unwrap();
+    let inside = format!("/v2/demo/hello/blobs/{}", fixture::sha256(b"canary-2"));
+    std::os::unix::fs::symlink(
+        "../../../../backup/credentials",
+        f.tree().join(&inside[1..]),
+    )
+    .unwrap();
     let caddy = serve(&f);
     let port = caddy.port();
     assert_http(port, &f, Expect::ALL);
@@ -58,6 +74,9 @@ fn caddy_serves_the_sound_part_of_a_hostile_tree_and_nothing_else() {
     let r = http::get(port, &planted);
     assert_eq!(r.status, 404);
     assert!(!r.body_text().contains("root:"));
+    let r = http::get(port, &inside);
+    assert_eq!(r.status, 404, "{}", r.body_text());
+    assert!(!r.body_text().contains("canary-2"));
     for path in [
         "/registrish.toml",
         "/",

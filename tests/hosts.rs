@@ -192,3 +192,31 @@ fn apache_htaccess_mode_refuses_a_tree_holding_another_htaccess() {
         assert!(String::from_utf8_lossy(&check.stdout).contains("[foreign-config]"));
     }
 }
+
+/// Issue 10, finding 1: Apache follows a directory symlink anywhere on a path (its `-l` test
+/// sees only the last component), so a tree holding one is refused in both modes; hosts that
+/// check every component at request time (nginx) serve the rest.
+#[test]
+fn apache_refuses_a_tree_holding_a_directory_symlink() {
+    let f = fixture::build("basic", &[]);
+    let tree = f.tree();
+    let tree_s = tree.to_str().unwrap();
+    run_bin_ok(["prepare", tree_s], f.dir.path());
+    let elsewhere = f.dir.join("elsewhere");
+    fs::create_dir_all(elsewhere.join("secret/blobs")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, tree.join("v2/extns")).unwrap();
+    for args in [vec!["apache", tree_s], vec!["apache", tree_s, "--vhost"]] {
+        let out = run_bin(&args, f.dir.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("error: v2/extns: ") && stderr.contains("nothing written"),
+            "{stderr}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+    let nginx = run_bin_ok(["nginx", tree_s], f.dir.path());
+    assert!(!nginx.stdout.is_empty());
+    let check = run_bin(["check", tree_s], f.dir.path());
+    assert!(String::from_utf8_lossy(&check.stdout).contains("warning: v2/extns: a symlink"));
+}

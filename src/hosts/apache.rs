@@ -16,7 +16,7 @@ use super::{Ctx, Host};
 use crate::address::{Listen, check_root_path, check_server_name};
 
 use crate::media::MediaType;
-use crate::model::Registry;
+use crate::model::{Registry, SymlinkKind};
 use crate::output::Shape;
 use crate::problem::{Kind, Problem};
 use crate::routes;
@@ -121,8 +121,27 @@ impl Host for Apache {
     /// serves plain files as text and follows symlinks), and a `.htpasswd` is a credential
     /// store. Either refuses the command; the vhost mode reads none (`AllowOverride None`).
     fn problems(registry: &Registry, options: &ApacheOptions, _: &Path) -> Vec<Problem> {
+        // Apache's `-l` test sees only a path's last component, and the symlink options
+        // mod_rewrite needs let it follow a directory symlink anywhere on the way: a tree
+        // holding one is refused in both modes (found by the scan, at generation time).
+        let mut problems: Vec<Problem> = registry
+            .facts
+            .symlinks
+            .iter()
+            .filter(|s| {
+                s.kind == SymlinkKind::Directory
+                    || !(s.path.contains("/manifests/") || s.path.contains("/blobs/"))
+            })
+            .map(|s| {
+                Problem::error(
+                    s.path.clone(),
+                    Kind::ForeignConfig,
+                    "a symlink to a directory, or where the layout has no file: Apache would follow it past its rules (its `-l` test sees only the last component); remove it, or copy what it points to",
+                )
+            })
+            .collect();
         if options.vhost {
-            return Vec::new();
+            return problems;
         }
         let is_ht = |name: &str| name == ".htaccess" || name == ".htpasswd";
         let mut found: Vec<String> = registry
@@ -149,16 +168,14 @@ impl Host for Apache {
             }
         }
         found.sort();
-        found
-            .into_iter()
-            .map(|path| {
-                Problem::error(
-                    path,
-                    Kind::ForeignConfig,
-                    "Apache would read this file in .htaccess mode and could serve the tree outside the rules; remove it, or use --vhost",
-                )
-            })
-            .collect()
+        problems.extend(found.into_iter().map(|path| {
+            Problem::error(
+                path,
+                Kind::ForeignConfig,
+                "Apache would read this file in .htaccess mode and could serve the tree outside the rules; remove it, or use --vhost",
+            )
+        }));
+        problems
     }
 
     fn render(registry: &Registry, settings: &ApacheSettings, ctx: &Ctx) -> Result<Vec<String>> {

@@ -82,6 +82,28 @@ impl Host for Caddy {
         })
     }
 
+    /// Caddy follows symlinks: every one the scan found is refused by path, so in-tree
+    /// symlinked tags, manifests and blobs are left out.
+    fn problems(
+        registry: &Registry,
+        _: &CaddyOptions,
+        _: &std::path::Path,
+    ) -> Vec<crate::problem::Problem> {
+        registry
+            .facts
+            .symlinks
+            .iter()
+            .filter(|s| s.kind == SymlinkKind::Inside)
+            .map(|s| {
+                crate::problem::Problem::error(
+                    s.path.clone(),
+                    crate::problem::Kind::SymlinkInside,
+                    "a symlink: Caddy follows symlinks, so this config refuses every one by path; use a hard link or a copy; left out",
+                )
+            })
+            .collect()
+    }
+
     fn render(registry: &Registry, settings: &CaddySettings, ctx: &Ctx) -> Result<Vec<String>> {
         render(registry, settings, ctx).map(|t| vec![t])
     }
@@ -119,9 +141,12 @@ fn refused_symlinks(registry: &Registry) -> (Vec<String>, Vec<String>) {
             continue;
         }
         match s.kind {
-            SymlinkKind::Outside | SymlinkKind::Dangling => files.push(format!("/{}", s.path)),
+            // Caddy follows symlinks and has no switch against it: an in-tree one may
+            // lead to a file outside v2/ (TREE/backup/credentials), so every one is refused.
+            SymlinkKind::Outside | SymlinkKind::Dangling | SymlinkKind::Inside => {
+                files.push(format!("/{}", s.path))
+            }
             SymlinkKind::Directory => dirs.push(format!("/{}", s.path)),
-            SymlinkKind::Inside => {}
         }
     }
     files.sort();
@@ -135,8 +160,17 @@ fn render(registry: &Registry, settings: &CaddySettings, ctx: &Ctx) -> Result<St
     let (site_address, bind) = settings.addresses()?;
     // One string per entry, as for nginx: `PATH CODEsha256:HEX`.
     let mut manifests = Vec::with_capacity(registry.manifest_count() + registry.tag_count());
+    let symlinks: std::collections::HashSet<&str> = registry
+        .facts
+        .symlinks
+        .iter()
+        .map(|s| s.path.as_str())
+        .collect();
     for repo in registry.repositories.values() {
         for route in routes::manifests(repo) {
+            if symlinks.contains(&route.path()[1..]) {
+                continue;
+            }
             manifests.push(Value::String(format!(
                 "{} {}{}",
                 route.path(),
