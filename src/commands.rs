@@ -87,6 +87,9 @@ pub(crate) fn run_host<H: Host>(args: CommonArgs, flags: H::Options) -> Result<O
     let settings = H::settings(options, &flags, &registry)?;
     let mut problems = registry.problems.clone();
     problems.extend(host_problems);
+    // A file prepare owns swapped for a symlink would be served from wherever it points by
+    // a host that follows symlinks (issue 10, finding 4): no host's output is written.
+    problems.extend(not_regular(&registry));
     if problems
         .iter()
         .any(|p| p.severity == Severity::Error && p.kind.blocks_output())
@@ -123,10 +126,28 @@ pub(crate) fn run_host<H: Host>(args: CommonArgs, flags: H::Options) -> Result<O
     })
 }
 
-/// The problems `prepare` would fix, as `not-prepared` warnings.
-fn not_prepared(registry: &Registry) -> Vec<Problem> {
+/// Files prepare owns that are symlinks or other non-regular files: errors that stop every
+/// host command (prepare never writes through them either).
+fn not_regular(registry: &Registry) -> Vec<Problem> {
     routes::pending(registry)
         .into_iter()
+        .filter(|(_, why)| *why == routes::NOT_REGULAR)
+        .map(|(path, _)| {
+            Problem::error(
+                path,
+                Kind::NotRegular,
+                "not a regular file where prepare writes one: a host that follows symlinks would serve what it points at; run `registrish-gen prepare`, which replaces it",
+            )
+        })
+        .collect()
+}
+
+/// The problems `prepare` would fix, as `not-prepared` warnings (errors when not regular files).
+fn not_prepared(registry: &Registry) -> Vec<Problem> {
+    let mut out = not_regular(registry);
+    out.extend(routes::pending(registry)
+        .into_iter()
+        .filter(|(_, why)| *why != routes::NOT_REGULAR)
         .map(|(path, why)| {
             Problem::warning(
                 path,
@@ -135,8 +156,8 @@ fn not_prepared(registry: &Registry) -> Vec<Problem> {
                     "{why}: `prepare` writes it, and hosts serve it; run `registrish-gen prepare`"
                 ),
             )
-        })
-        .collect()
+        }));
+    out
 }
 
 fn run_check(args: &CheckArgs) -> Result<Outcome> {

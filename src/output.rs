@@ -184,6 +184,11 @@ pub(crate) fn write_all_atomic(files: &[(&Path, &[u8])]) -> Result<()> {
 /// Writes only when the bytes differ, so a second run changes nothing (not
 /// even mtimes) and a static host's sync tool sees no change.
 pub(crate) fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool> {
+    // A symlink in the file's place is replaced (rename never follows it), whatever it
+    // points at: the bytes it reads through are not the file's own.
+    if fs::symlink_metadata(path).is_ok_and(|m| !m.file_type().is_file()) {
+        return write_atomic(path, bytes).map(|_| true);
+    }
     match fs::read(path) {
         Ok(old) if old == bytes => Ok(false),
         _ => write_atomic(path, bytes).map(|_| true),

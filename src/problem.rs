@@ -42,6 +42,7 @@ pub enum Kind {
     Schema1,
     DotFile,
     ForeignConfig,
+    NotRegular,
 }
 
 impl Kind {
@@ -72,6 +73,7 @@ impl Kind {
             Kind::Schema1 => "schema1",
             Kind::DotFile => "dot-file",
             Kind::ForeignConfig => "foreign-config",
+            Kind::NotRegular => "not-regular-file",
         }
     }
 }
@@ -82,7 +84,11 @@ impl Kind {
     pub fn blocks_output(self) -> bool {
         matches!(
             self,
-            Kind::FileTooLarge | Kind::TooManyFiles | Kind::LineTooLong | Kind::ForeignConfig
+            Kind::FileTooLarge
+                | Kind::TooManyFiles
+                | Kind::LineTooLong
+                | Kind::ForeignConfig
+                | Kind::NotRegular
         )
     }
 }

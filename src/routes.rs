@@ -199,14 +199,26 @@ pub(crate) fn missing_digest_files(registry: &Registry) -> Vec<(String, String)>
     out
 }
 
+/// Why a file `prepare` owns is not served as it is: a symlink or another non-regular file
+/// in its place (a server that follows it would serve whatever it points at).
+pub(crate) const NOT_REGULAR: &str = "not a regular file";
+
 /// What `prepare` would still change, as (path relative to TREE, why).
 pub(crate) fn pending(registry: &Registry) -> Vec<(String, &'static str)> {
     let mut out: Vec<(String, &'static str)> = generated_files(registry)
         .into_iter()
-        .filter_map(|(rel, bytes)| match fs::read(registry.root.join(&rel)) {
-            Ok(b) if b == bytes => None,
-            Ok(_) => Some((rel, "stale")),
-            Err(_) => Some((rel, "missing")),
+        .filter_map(|(rel, bytes)| {
+            let path = registry.root.join(&rel);
+            match fs::symlink_metadata(&path) {
+                Ok(m) if !m.file_type().is_file() => return Some((rel, NOT_REGULAR)),
+                Err(_) => return Some((rel, "missing")),
+                Ok(_) => {}
+            }
+            match fs::read(&path) {
+                Ok(b) if b == bytes => None,
+                Ok(_) => Some((rel, "stale")),
+                Err(_) => Some((rel, "missing")),
+            }
         })
         .collect();
     out.extend(

@@ -220,3 +220,41 @@ fn apache_refuses_a_tree_holding_a_directory_symlink() {
     let check = run_bin(["check", tree_s], f.dir.path());
     assert!(String::from_utf8_lossy(&check.stdout).contains("warning: v2/extns: a symlink"));
 }
+
+/// Issue 10, finding 4: a file prepare owns swapped for a symlink out of the tree makes every
+/// host command refuse to write (a host that follows symlinks would serve its target), `check`
+/// calls it an error, and `prepare` replaces the link with the real file.
+#[test]
+fn a_prepared_file_swapped_for_a_symlink_stops_every_host_until_prepare() {
+    let f = fixture::build("basic", &[]);
+    let tree = f.tree();
+    let tree_s = tree.to_str().unwrap();
+    run_bin_ok(["prepare", tree_s], f.dir.path());
+    let secret = f.dir.join("secret");
+    fs::write(&secret, "canary-4").unwrap();
+    let catalog = tree.join("v2/_catalog");
+    fs::remove_file(&catalog).unwrap();
+    std::os::unix::fs::symlink(&secret, &catalog).unwrap();
+    for host in ["nginx", "caddy", "apache", "headers"] {
+        let out = run_bin([host, tree_s], f.dir.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{host}: {stderr}");
+        assert!(
+            stderr.contains("error: v2/_catalog: not a regular file"),
+            "{host}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{host} wrote output");
+    }
+    let check = run_bin(["check", tree_s], f.dir.path());
+    assert_eq!(check.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&check.stdout).contains("[not-regular-file]"));
+    run_bin_ok(["prepare", tree_s], f.dir.path());
+    let meta = fs::symlink_metadata(&catalog).unwrap();
+    assert!(meta.file_type().is_file(), "prepare replaced the link");
+    assert_eq!(
+        fs::read_to_string(&secret).unwrap(),
+        "canary-4",
+        "the target is untouched"
+    );
+    run_bin_ok(["nginx", tree_s], f.dir.path());
+}
