@@ -89,7 +89,8 @@ pub(crate) fn run_host<H: Host>(args: CommonArgs, flags: H::Options) -> Result<O
     problems.extend(host_problems);
     // A file prepare owns swapped for a symlink would be served from wherever it points by
     // a host that follows symlinks (issue 10, finding 4): no host's output is written.
-    problems.extend(not_regular(&registry));
+    let pending = routes::pending(&registry);
+    problems.extend(not_regular(&pending));
     if problems
         .iter()
         .any(|p| p.severity == Severity::Error && p.kind.blocks_output())
@@ -108,10 +109,10 @@ pub(crate) fn run_host<H: Host>(args: CommonArgs, flags: H::Options) -> Result<O
     let contents = H::render(&registry, &settings, &ctx)?;
     debug_assert_eq!(contents.len(), H::OUTPUT.file_count());
     report(&problems);
-    let pending = routes::pending(&registry).len();
-    if pending > 0 {
+    if !pending.is_empty() {
         eprintln!(
-            "registrish-gen: warning: {pending} files are missing or stale in the tree; run `registrish-gen prepare {}` before serving",
+            "registrish-gen: warning: {} files are missing or stale in the tree; run `registrish-gen prepare {}` before serving",
+            pending.len(),
             registry.root.display()
         );
     }
@@ -128,13 +129,13 @@ pub(crate) fn run_host<H: Host>(args: CommonArgs, flags: H::Options) -> Result<O
 
 /// Files prepare owns that are symlinks or other non-regular files: errors that stop every
 /// host command (prepare never writes through them either).
-fn not_regular(registry: &Registry) -> Vec<Problem> {
-    routes::pending(registry)
-        .into_iter()
+fn not_regular(pending: &[(String, &'static str)]) -> Vec<Problem> {
+    pending
+        .iter()
         .filter(|(_, why)| *why == routes::NOT_REGULAR)
         .map(|(path, _)| {
             Problem::error(
-                path,
+                path.clone(),
                 Kind::NotRegular,
                 "not a regular file where prepare writes one: a host that follows symlinks would serve what it points at; run `registrish-gen prepare`, which replaces it",
             )
@@ -144,8 +145,9 @@ fn not_regular(registry: &Registry) -> Vec<Problem> {
 
 /// The problems `prepare` would fix, as `not-prepared` warnings (errors when not regular files).
 fn not_prepared(registry: &Registry) -> Vec<Problem> {
-    let mut out = not_regular(registry);
-    out.extend(routes::pending(registry)
+    let pending = routes::pending(registry);
+    let mut out = not_regular(&pending);
+    out.extend(pending
         .into_iter()
         .filter(|(_, why)| *why != routes::NOT_REGULAR)
         .map(|(path, why)| {
@@ -168,14 +170,11 @@ fn run_check(args: &CheckArgs) -> Result<Outcome> {
             bail!("--max-files only applies with --host cloudflare");
         }
     }
-    let mut options = scan::Options {
+    // Thorough measures everything any host judges (blob sizes included).
+    let options = scan::Options {
         thorough: true,
         blob_sizes: true,
     };
-    if let Some(host) = args.host.as_deref().and_then(hosts::find) {
-        let o = host.scan_options(file.section(host.name()))?;
-        options.blob_sizes |= o.blob_sizes;
-    }
     let mut registry = scan::scan(&args.tree.tree, options)?;
     if args.verify_blobs {
         check::verify_blobs(&mut registry);

@@ -81,6 +81,14 @@ pub(crate) struct Manifest {
     pub first_tag: Option<Tag>,
 }
 
+impl Facts {
+    /// The paths (relative to TREE) of every symlink the scan found, for hosts that leave
+    /// symlinked files out of their tables.
+    pub fn symlinked(&self) -> std::collections::HashSet<&str> {
+        self.symlinks.iter().map(|s| s.path.as_str()).collect()
+    }
+}
+
 impl Registry {
     pub fn manifest_count(&self) -> usize {
         self.repositories.values().map(|r| r.manifests.len()).sum()

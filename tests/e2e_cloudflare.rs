@@ -7,11 +7,10 @@ use crate::support::matrix::assert_every_client;
 use crate::support::registry::{Expect, assert_hostile_refused, assert_http, assert_http_every};
 use crate::support::{self, Containerd, Dockerd, Wrangler, free_port, http, run_bin_ok};
 
-/// Pages answers a range request with 200 and the whole file: "Pages currently returns `200`
-/// responses for HTTP range requests" (developers.cloudflare.com/pages/configuration/serving-pages,
-/// Behavior), and `wrangler pages dev` does the same for a plain asset. The worker answers a
-/// single range on a blob itself, so the contract holds in full.
-const PAGES: Expect = Expect::ALL;
+// Pages answers a range request with 200 and the whole file: "Pages currently returns `200`
+// responses for HTTP range requests" (developers.cloudflare.com/pages/configuration/serving-pages,
+// Behavior), and `wrangler pages dev` does the same for a plain asset. The worker answers a
+// single range on a blob itself, so Pages is held to the whole contract (`Expect::ALL`).
 
 fn serve(f: &Fixture) -> Wrangler {
     let tree = f.tree();
@@ -30,7 +29,7 @@ fn assert_no_rule_warnings(w: &Wrangler) {
 fn pages_serves_every_tag_and_digest_to_every_client() {
     let f = fixture::build("runnable", &[]);
     let pages = serve(&f);
-    assert_http(pages.port(), &f, PAGES);
+    assert_http(pages.port(), &f, Expect::ALL);
     // HEAD on a manifest carries its length (dockerd refuses a HEAD without one).
     let (name, tag, _, _, size) = f.tags().into_iter().next().unwrap();
     let head = http::head(pages.port(), &format!("/v2/{name}/manifests/{tag}"));
@@ -93,7 +92,7 @@ fn pages_serves_a_registry_past_the_rule_limit() {
     // path would be 60 times over Pages' 100-rule limit.
     let f = fixture::build("big", &["--manifests", "2000", "--repos", "20"]);
     let pages = serve(&f);
-    assert_http_every(pages.port(), &f, PAGES, 37);
+    assert_http_every(pages.port(), &f, Expect::ALL, 37);
     let host = format!("127.0.0.1:{}", pages.port());
     let containerd = Containerd::start();
     let dockerd = Dockerd::start();
@@ -145,7 +144,7 @@ fn pages_serves_the_sound_part_of_a_hostile_tree_and_nothing_else() {
         "{:?}",
         r.headers
     );
-    assert_http(pages.port(), &f, PAGES);
+    assert_http(pages.port(), &f, Expect::ALL);
     assert_hostile_refused(pages.port(), &f);
     // Outside /v2/ the worker does not run: plain static misses.
     assert_eq!(http::get(pages.port(), "/nothing-here").status, 404);

@@ -160,20 +160,16 @@ fn render(registry: &Registry, settings: &CaddySettings, ctx: &Ctx) -> Result<St
     let (site_address, bind) = settings.addresses()?;
     // One string per entry, as for nginx: `PATH CODEsha256:HEX`.
     let mut manifests = Vec::with_capacity(registry.manifest_count() + registry.tag_count());
-    let symlinks: std::collections::HashSet<&str> = registry
-        .facts
-        .symlinks
-        .iter()
-        .map(|s| s.path.as_str())
-        .collect();
+    // Refused by path below: not in the table either.
+    let symlinked = registry.facts.symlinked();
     for repo in registry.repositories.values() {
         for route in routes::manifests(repo) {
-            if symlinks.contains(&route.path()[1..]) {
+            let path = route.path();
+            if symlinked.contains(&path[1..]) {
                 continue;
             }
             manifests.push(Value::String(format!(
-                "{} {}{}",
-                route.path(),
+                "{path} {}{}",
                 route.media_type.code(),
                 route.digest
             )));

@@ -104,8 +104,6 @@ pub(crate) trait AnyHost: Sync {
     ) -> Result<Vec<Problem>>;
     /// Whether a `registrish.toml` section is valid for it.
     fn check_section(&self, section: Option<&toml::Value>) -> Result<()>;
-    /// What the scan must measure for `check --host` with this host.
-    fn scan_options(&self, section: Option<&toml::Value>) -> Result<scan::Options>;
 }
 
 pub(crate) struct Entry<H>(PhantomData<fn() -> H>);
@@ -150,11 +148,6 @@ impl<H: Host> AnyHost for Entry<H> {
 
     fn check_section(&self, section: Option<&toml::Value>) -> Result<()> {
         crate::settings::from_section::<H::Options>(section).map(|_| ())
-    }
-
-    fn scan_options(&self, section: Option<&toml::Value>) -> Result<scan::Options> {
-        let options: H::Options = crate::settings::from_section(section)?;
-        Ok(H::scan_options(&options))
     }
 }
 

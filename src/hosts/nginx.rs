@@ -164,20 +164,15 @@ fn render(registry: &Registry, settings: &NginxSettings, ctx: &Ctx) -> Result<St
     let mut case_sensitive = Vec::new();
     let mut longest = 0;
     // nginx would answer 403 for these (disable_symlinks): not in the table.
-    let symlinks: std::collections::HashSet<&str> = registry
-        .facts
-        .symlinks
-        .iter()
-        .map(|s| s.path.as_str())
-        .collect();
+    let symlinked = registry.facts.symlinked();
     for repo in registry.repositories.values() {
         let colliding = repo.case_colliding_tags();
         for route in routes::manifests(repo) {
-            if symlinks.contains(&route.path()[1..]) {
+            let path = route.path();
+            if symlinked.contains(&path[1..]) {
                 continue;
             }
             let code = route.media_type.code();
-            let path = route.path();
             match route.tag() {
                 Some(tag) => {
                     longest = longest.max(path.len());
