@@ -87,15 +87,13 @@ pub(crate) fn run_host<H: Host>(args: CommonArgs, flags: H::Options) -> Result<O
     let settings = H::settings(options, &flags, &registry)?;
     let mut problems = registry.problems.clone();
     problems.extend(host_problems);
-    // A file prepare owns swapped for a symlink would be served from wherever it points by
-    // a host that follows symlinks (issue 10, finding 4): no host's output is written.
-    let pending = routes::pending(&registry);
-    problems.extend(not_regular(&pending));
+    let pending = not_prepared(&registry);
     if problems
         .iter()
         .any(|p| p.severity == Severity::Error && p.kind.blocks_output())
     {
         report(&problems);
+        report_pending(&pending, &registry.root);
         eprintln!(
             "registrish-gen: {} cannot host this tree as it is (see above); nothing written",
             H::TITLE
@@ -108,14 +106,17 @@ pub(crate) fn run_host<H: Host>(args: CommonArgs, flags: H::Options) -> Result<O
     };
     let contents = H::render(&registry, &settings, &ctx)?;
     debug_assert_eq!(contents.len(), H::OUTPUT.file_count());
-    report(&problems);
+    // Files prepare owns that are missing, stale or swapped for a symlink: a host would
+    // answer a tag with a 404, serve an old tag list, or (for a symlink, issue 10 finding 4)
+    // serve whatever the link points at. No host's output is written until prepare has run.
+    // Checked after rendering so that a bad setting is still a usage error (exit 2).
     if !pending.is_empty() {
-        eprintln!(
-            "registrish-gen: warning: {} files are missing or stale in the tree; run `registrish-gen prepare {}` before serving",
-            pending.len(),
-            registry.root.display()
-        );
+        report(&problems);
+        report_pending(&pending, &registry.root);
+        eprintln!("registrish-gen: nothing written");
+        return Ok(Outcome::Problems);
     }
+    report(&problems);
     if common.strict && has_errors(&problems) {
         eprintln!("registrish-gen: --strict: not writing output because of the problems above");
         return Ok(Outcome::Problems);
@@ -127,39 +128,52 @@ pub(crate) fn run_host<H: Host>(args: CommonArgs, flags: H::Options) -> Result<O
     })
 }
 
-/// Files prepare owns that are symlinks or other non-regular files: errors that stop every
-/// host command (prepare never writes through them either).
-fn not_regular(pending: &[(String, &'static str)]) -> Vec<Problem> {
-    pending
-        .iter()
-        .filter(|(_, why)| *why == routes::NOT_REGULAR)
-        .map(|(path, _)| {
-            Problem::error(
-                path.clone(),
-                Kind::NotRegular,
-                "not a regular file where prepare writes one: a host that follows symlinks would serve what it points at; run `registrish-gen prepare`, which replaces it",
-            )
+/// What `prepare` would write or fix, as errors: `not-regular-file` for a symlink (or other
+/// non-regular file) where prepare writes a file, which prepare replaces rather than reading
+/// through; `not-prepared` for a missing or stale file.
+fn not_prepared(registry: &Registry) -> Vec<Problem> {
+    routes::pending(registry)
+        .into_iter()
+        .map(|(path, why)| {
+            if why == routes::NOT_REGULAR {
+                Problem::error(
+                    path,
+                    Kind::NotRegular,
+                    "not a regular file where prepare writes one: a host that follows symlinks would serve what it points at; run `registrish-gen prepare`, which replaces it",
+                )
+            } else {
+                Problem::error(
+                    path,
+                    Kind::NotPrepared,
+                    format!(
+                        "{why}: `prepare` writes it, and hosts serve it; run `registrish-gen prepare`"
+                    ),
+                )
+            }
         })
         .collect()
 }
 
-/// The problems `prepare` would fix, as `not-prepared` warnings (errors when not regular files).
-fn not_prepared(registry: &Registry) -> Vec<Problem> {
-    let pending = routes::pending(registry);
-    let mut out = not_regular(&pending);
-    out.extend(pending
-        .into_iter()
-        .filter(|(_, why)| *why != routes::NOT_REGULAR)
-        .map(|(path, why)| {
-            Problem::warning(
-                path,
-                Kind::NotPrepared,
-                format!(
-                    "{why}: `prepare` writes it, and hosts serve it; run `registrish-gen prepare`"
-                ),
-            )
-        }));
-    out
+/// A host command lists the first few files prepare would write (a 100k-tag tree that was
+/// never prepared would otherwise print 200k lines), the count of the rest, and the fix.
+fn report_pending(pending: &[Problem], root: &std::path::Path) {
+    const SHOWN: usize = 20;
+    if pending.is_empty() {
+        return;
+    }
+    report(&pending[..pending.len().min(SHOWN)]);
+    if pending.len() > SHOWN {
+        eprintln!(
+            "registrish-gen: ... and {} more files prepare owns",
+            pending.len() - SHOWN
+        );
+    }
+    eprintln!(
+        "registrish-gen: {} files prepare owns are missing, stale or not regular files in {}: run `registrish-gen prepare {}` first",
+        pending.len(),
+        root.display(),
+        root.display()
+    );
 }
 
 fn run_check(args: &CheckArgs) -> Result<Outcome> {

@@ -48,7 +48,7 @@ fn nginx(tree: &Path) -> Case {
 
 #[test]
 fn check_counts_every_repository_tag_manifest_and_blob_of_a_clean_tree() {
-    let f = fixture::build("basic", &[]);
+    let f = prepared("basic");
     let ran = Case::new()
         .tree(f.tree())
         .args(["check", "--format", "json", TREE])
@@ -64,6 +64,8 @@ fn check_counts_every_repository_tag_manifest_and_blob_of_a_clean_tree() {
 /// `check --format json` on the hostile tree reports what the builder planted (the problems that
 /// need `--verify-blobs` only with it) and no error it did not plant.
 fn assert_check_reports_the_planted_problems(verify_blobs: bool) {
+    // Unprepared, so each problem is reported at the path the builder planted it (after
+    // prepare a manifest's problem may be reported at its digest copy, read first).
     let f = fixture::build("hostile", &[]);
     let mut case = Case::new()
         .tree(f.tree())
@@ -94,9 +96,17 @@ fn assert_check_reports_the_planted_problems(verify_blobs: bool) {
             "{kind} at {path:?} (verify_blobs={verify_blobs}); found {found:#?}"
         );
     }
-    // Nothing reported that the builder did not plant (warnings aside).
+    // The tree was never prepared: check says so, as errors, for the files prepare owns.
+    assert!(
+        found.contains(&("v2/_catalog".to_string(), "not-prepared".to_string())),
+        "{found:#?}"
+    );
+    // Nothing reported that the builder did not plant (warnings and not-prepared aside).
     let planted: Vec<(String, String)> = f.problems().into_iter().map(|(p, k, _)| (p, k)).collect();
-    for p in problems.iter().filter(|p| p["severity"] == "error") {
+    for p in problems
+        .iter()
+        .filter(|p| p["severity"] == "error" && p["kind"] != "not-prepared")
+    {
         assert!(planted.contains(&key(p)), "unexpected {p}");
     }
 }
@@ -151,7 +161,7 @@ fn check_host_reports_what_only_that_host_cannot_serve() {
 
 #[test]
 fn check_text_is_one_line_per_problem_even_for_newline_names() {
-    let f = fixture::build("hostile", &[]);
+    let f = prepared("hostile");
     let ran = Case::new()
         .tree(f.tree())
         .args(["check", TREE])
@@ -187,7 +197,7 @@ fn plant_big_blob(f: &Fixture) -> PathBuf {
 
 #[test]
 fn check_only_hints_at_pages_limits_for_a_blob_over_25_mib() {
-    let f = fixture::build("basic", &[]);
+    let f = prepared("basic");
     plant_big_blob(&f);
     Case::new()
         .tree(f.tree())
@@ -339,20 +349,39 @@ fn prepare_lists_no_hostile_tag_or_repository() {
 // nginx
 
 #[test]
-fn nginx_on_an_unprepared_tree_warns_to_prepare_it() {
+fn nginx_refuses_an_unprepared_tree_names_what_is_missing_and_writes_nothing() {
     let f = fixture::build("basic", &[]);
-    nginx(&f.tree()).stderr_contains("prepare").run();
+    let out = f.dir.join("registry.conf");
+    nginx(&f.tree())
+        .args(["-o", out.to_str().unwrap()])
+        .status(1)
+        .stdout("")
+        .stderr_contains("error: v2/_catalog: missing: `prepare` writes it")
+        .stderr_contains("run `registrish-gen prepare")
+        .stderr_contains("nothing written")
+        .run();
+    assert!(!out.exists());
+    prepare(&f.tree());
+    nginx(&f.tree()).stderr_lacks("prepare").run();
 }
 
 #[test]
-fn nginx_renders_the_same_config_once_the_tree_is_prepared_and_warns_no_more() {
-    let f = fixture::build("basic", &[]);
-    let unprepared = nginx(&f.tree()).run();
-    prepare(&f.tree());
-    nginx(&f.tree())
-        .stdout(unprepared.stdout)
-        .stderr_lacks("warning")
+fn nginx_refuses_a_tree_whose_tag_list_went_stale_after_prepare() {
+    let f = prepared("basic");
+    let tree = f.tree();
+    let (name, tag, ..) = f.tags().into_iter().next().unwrap();
+    let manifests = tree.join("v2").join(&name).join("manifests");
+    fs::copy(manifests.join(&tag), manifests.join("added-later")).unwrap();
+    nginx(&tree)
+        .status(1)
+        .stdout("")
+        .stderr_contains(format!(
+            "error: v2/{name}/tags/list: stale: `prepare` writes it"
+        ))
         .run();
+    prepare(&tree);
+    let ran = nginx(&tree).run();
+    assert!(ran.stdout.contains("added-later"), "{}", ran.stdout);
 }
 
 #[test]
@@ -417,7 +446,7 @@ fn nginx_serves_the_canonical_tree_on_the_listen_address() {
 
 #[test]
 fn nginx_config_from_a_hostile_tree_holds_no_hostile_name() {
-    let f = fixture::build("hostile", &[]);
+    let f = prepared("hostile");
     let mut case = nginx(&f.tree());
     for hostile in [
         "pwned", "$host", "t}", "a\"b", "evil", "quo\"te", "dollar", "new\n", "Bad", "escape",
@@ -430,7 +459,7 @@ fn nginx_config_from_a_hostile_tree_holds_no_hostile_name() {
 
 #[test]
 fn nginx_keeps_tags_that_differ_only_by_case_apart_with_case_sensitive_keys() {
-    let f = fixture::build("hostile", &[]);
+    let f = prepared("hostile");
     nginx(&f.tree())
         .stdout_contains("\"~^/v2/demo/case/manifests/Latest$\"")
         .stdout_contains("\"~^/v2/demo/case/manifests/latest$\"")
@@ -439,7 +468,7 @@ fn nginx_keeps_tags_that_differ_only_by_case_apart_with_case_sensitive_keys() {
 
 #[test]
 fn nginx_reports_the_problems_of_a_hostile_tree_with_their_paths() {
-    let f = fixture::build("hostile", &[]);
+    let f = prepared("hostile");
     nginx(&f.tree())
         .stderr_contains("v2/demo/badtags/manifests/x;return 200 pwned")
         .run();
@@ -510,7 +539,7 @@ fn write_settings(f: &Fixture, text: &str) {
 
 #[test]
 fn settings_file_sets_listen_server_name_and_tag_max_age() {
-    let f = fixture::build("basic", &[]);
+    let f = prepared("basic");
     write_settings(
         &f,
         "[nginx]\nlisten = \"127.0.0.1:9999\"\nserver_name = \"registry.example\"\n[cache]\ntag_max_age = 60\n",
@@ -526,7 +555,7 @@ fn settings_file_sets_listen_server_name_and_tag_max_age() {
 
 #[test]
 fn a_flag_wins_over_the_settings_file() {
-    let f = fixture::build("basic", &[]);
+    let f = prepared("basic");
     write_settings(&f, "[nginx]\nlisten = \"127.0.0.1:9999\"\n");
     Case::new()
         .tree(f.tree())
@@ -550,7 +579,7 @@ fn an_unknown_settings_key_exits_two_names_it_and_prints_nothing() {
 
 #[test]
 fn values_that_would_inject_config_are_refused() {
-    let f = fixture::build("basic", &[]);
+    let f = prepared("basic");
     for (flag, value) in [
         ("--root-path", "/srv/$document_root"),
         ("--root-path", "/srv/x\"; return 200 pwned; #"),
@@ -576,7 +605,7 @@ fn templates_dir(f: &Fixture, nginx_template: &str) -> PathBuf {
 
 #[test]
 fn a_template_of_the_same_file_name_replaces_the_builtin_one() {
-    let f = fixture::build("basic", &[]);
+    let f = prepared("basic");
     let dir = templates_dir(
         &f,
         "# custom\n{% for e in manifests %}{{ e | map_entry }}\n{% endfor %}",
@@ -592,7 +621,7 @@ fn a_template_of_the_same_file_name_replaces_the_builtin_one() {
 
 #[test]
 fn a_custom_template_cannot_print_an_unsafe_value_through_token() {
-    let f = fixture::build("basic", &[]);
+    let f = prepared("basic");
     let dir = templates_dir(&f, "{{ \"a;b\" | token }}");
     nginx(&f.tree())
         .arg("--templates")
@@ -606,7 +635,7 @@ fn a_custom_template_cannot_print_an_unsafe_value_through_token() {
 
 #[test]
 fn netlify_writes_headers_and_redirects_into_the_tree() {
-    let f = fixture::build("basic", &[]);
+    let f = prepared("basic");
     Case::new().tree(f.tree()).args(["netlify", TREE]).run();
     let headers = fs::read_to_string(f.tree().join("_headers")).unwrap();
     let redirects = fs::read_to_string(f.tree().join("_redirects")).unwrap();
@@ -630,14 +659,14 @@ fn netlify_check(f: &Fixture) -> Case {
 
 #[test]
 fn netlify_check_passes_on_the_files_it_wrote() {
-    let f = fixture::build("basic", &[]);
+    let f = prepared("basic");
     Case::new().tree(f.tree()).args(["netlify", TREE]).run();
     netlify_check(&f).run();
 }
 
 #[test]
 fn netlify_check_fails_when_the_redirects_differ() {
-    let f = fixture::build("basic", &[]);
+    let f = prepared("basic");
     Case::new().tree(f.tree()).args(["netlify", TREE]).run();
     fs::write(f.tree().join("_redirects"), "").unwrap();
     netlify_check(&f).status(1).run();
@@ -657,7 +686,7 @@ fn assert_no_site_written(tree: &Path) {
 
 #[test]
 fn cloudflare_reports_a_symlinked_tag_and_still_writes_the_site() {
-    let f = fixture::build("hostile", &[]);
+    let f = prepared("hostile");
     cloudflare(&f.tree())
         .stderr_contains("v2/demo/hello/manifests/alias: a symlink")
         .run();
@@ -705,14 +734,14 @@ fn cloudflare_refuses_a_headers_line_over_2000_characters_and_writes_nothing() {
 
 #[test]
 fn cloudflare_check_passes_on_the_files_it_wrote() {
-    let f = fixture::build("basic", &[]);
+    let f = prepared("basic");
     cloudflare(&f.tree()).run();
     cloudflare(&f.tree()).args(["--check", TREE]).run();
 }
 
 #[test]
 fn cloudflare_check_fails_when_the_routes_differ() {
-    let f = fixture::build("basic", &[]);
+    let f = prepared("basic");
     cloudflare(&f.tree()).run();
     fs::write(f.tree().join("_routes.json"), "{}").unwrap();
     cloudflare(&f.tree())
@@ -723,7 +752,7 @@ fn cloudflare_check_fails_when_the_routes_differ() {
 
 #[test]
 fn cloudflare_output_dir_gets_the_worker_the_tree_gets() {
-    let f = fixture::build("basic", &[]);
+    let f = prepared("basic");
     cloudflare(&f.tree()).run();
     let site = f.dir.join("site");
     cloudflare(&f.tree()).arg("-o").arg(&site).run();

@@ -62,6 +62,101 @@ fn check_host_judges_the_tree_for_every_host() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// One rule for every host, tested once: a tree whose prepared files are missing (never
+/// prepared), stale (a tag added since) or swapped for a symlink gets no output from any
+/// host, exit 1, with the path and the command that fixes it; and nothing in the tree or
+/// the output directory is written.
+#[test]
+fn every_host_refuses_a_tree_prepare_has_not_completed_and_writes_nothing() {
+    let f = fixture::build("basic", &[]);
+    let tree = f.tree();
+    let tree_s = tree.to_str().unwrap();
+    let (name, tag, ..) = f.tags().into_iter().next().unwrap();
+    let list = format!("v2/{name}/tags/list");
+    // The upload hosts need a bucket before they judge anything.
+    fs::write(
+        tree.join("registrish.toml"),
+        "[s3]\nbucket = \"b\"\n[storj]\nbucket = \"b\"\n",
+    )
+    .unwrap();
+    let cases: [(&str, &dyn Fn(), String); 3] = [
+        (
+            "never prepared",
+            &|| {},
+            "error: v2/_catalog: missing".to_string(),
+        ),
+        (
+            "a tag added after prepare",
+            &|| {
+                run_bin_ok(["prepare", tree_s], f.dir.path());
+                let m = tree.join("v2").join(&name).join("manifests");
+                fs::copy(m.join(&tag), m.join("added-later")).unwrap();
+            },
+            format!("error: {list}: stale"),
+        ),
+        (
+            "a tag list swapped for a symlink",
+            &|| {
+                run_bin_ok(["prepare", tree_s], f.dir.path());
+                fs::remove_file(tree.join(&list)).unwrap();
+                std::os::unix::fs::symlink("/etc/passwd", tree.join(&list)).unwrap();
+            },
+            format!("error: {list}: not a regular file"),
+        ),
+    ];
+    for (what, setup, expected) in cases {
+        setup();
+        let before = tree_snapshot(&tree);
+        for host in host_commands() {
+            let site = f.dir.join(format!("site-{host}"));
+            let out = run_bin(
+                [host.as_str(), tree_s, "-o", site.to_str().unwrap()],
+                f.dir.path(),
+            );
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{host}, {what}: {stderr}");
+            assert!(out.stdout.is_empty(), "{host}, {what}: printed output");
+            assert!(stderr.contains(&expected), "{host}, {what}: {stderr}");
+            assert!(
+                stderr.contains(&format!("run `registrish-gen prepare {tree_s}` first")),
+                "{host}, {what}: {stderr}"
+            );
+            assert!(!site.exists(), "{host}, {what}: wrote {}", site.display());
+            assert_eq!(
+                tree_snapshot(&tree),
+                before,
+                "{host}, {what}: wrote into TREE"
+            );
+        }
+        // Undo the case's planting for the next one.
+        let m = tree.join("v2").join(&name).join("manifests");
+        let _ = fs::remove_file(m.join("added-later"));
+        let _ = fs::remove_file(tree.join(&list));
+    }
+}
+
+/// Every path under `dir` (links as their targets, not followed) with its bytes.
+fn tree_snapshot(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| {
+            let e = e.unwrap();
+            let bytes = if e.path_is_symlink() {
+                fs::read_link(e.path())
+                    .unwrap()
+                    .into_os_string()
+                    .into_encoded_bytes()
+            } else if e.file_type().is_file() {
+                fs::read(e.path()).unwrap()
+            } else {
+                Vec::new()
+            };
+            (e.path().to_path_buf(), bytes)
+        })
+        .collect()
+}
+
 #[test]
 fn a_broken_template_override_breaks_only_its_own_host() {
     let f = fixture::build("basic", &[]);
@@ -92,6 +187,7 @@ fn the_worker_regexes_accept_exactly_the_grammar() {
     let f = fixture::build("basic", &[]);
     let tree = f.tree();
     let site = f.dir.join("site");
+    run_bin_ok(["prepare", tree.to_str().unwrap()], f.dir.path());
     run_bin_ok(
         [
             "cloudflare",

@@ -64,18 +64,10 @@ impl Plan {
     }
 }
 
-/// Builds the plan from the model. The tree must be prepared: the scripts
-/// upload files as they are on disk, and digest files, `tags/list`,
-/// `_catalog`, the `/v2/` body and the error bodies come from `prepare`.
+/// Builds the plan from the model. The tree must be prepared (every host command refuses
+/// one that is not): the scripts upload files as they are on disk, and digest files,
+/// `tags/list`, `_catalog`, the `/v2/` body and the error bodies come from `prepare`.
 fn plan(registry: &Registry) -> Result<Plan> {
-    let missing = routes::pending(registry).len();
-    if missing > 0 {
-        bail!(
-            "{missing} files the upload needs are missing or stale in {}: run `registrish-gen prepare {}` first (uploads send the tree's files as they are)",
-            registry.root.display(),
-            registry.root.display()
-        );
-    }
     let mut blobs = Vec::new();
     // (level, media type) -> digest paths; level 0 lists no manifest, level n
     // lists manifests of levels below n.
