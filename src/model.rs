@@ -42,7 +42,8 @@ pub(crate) struct Facts {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SymlinkKind {
-    /// Resolves to a regular file inside TREE: the model serves it.
+    /// Resolves to a regular file inside TREE: still left out (nothing is served through
+    /// a symlink), though it leads nowhere unsafe.
     Inside,
     /// Leads outside TREE: never followed, left out.
     Outside,
@@ -57,6 +58,16 @@ pub(crate) struct Symlink {
     /// Relative to TREE, `/`-separated.
     pub path: String,
     pub kind: SymlinkKind,
+}
+
+impl Symlink {
+    /// Whether a host that follows links could walk through this one to files under it: a
+    /// link to a directory, or one where the layout has no file (a namespace, a repository's
+    /// `blobs/`), whatever it points at now.
+    pub fn is_passable(&self) -> bool {
+        self.kind == SymlinkKind::Directory
+            || !(self.path.contains("/manifests/") || self.path.contains("/blobs/"))
+    }
 }
 
 #[derive(Debug)]

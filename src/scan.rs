@@ -31,11 +31,9 @@ pub(crate) struct Options {
     pub blob_sizes: bool,
 }
 
-/// A file found by the walk: its name in `manifests/` or `blobs/`, and for
-/// an in-tree symlink, the resolved target.
+/// A regular file found by the walk: its name in `manifests/` or `blobs/`.
 struct Found {
     name: String,
-    target: Option<PathBuf>,
 }
 
 #[derive(Default)]
@@ -144,24 +142,42 @@ pub(crate) fn scan(tree: &Path, options: Options) -> Result<Registry> {
             }
         };
         let name_text = parts[1..parts.len() - 2].join("/");
-        let target = if entry.file_type().is_symlink() {
-            match resolve_symlink(entry.path(), &root) {
-                Ok(target) => Some(target),
-                Err((kind, problem)) => {
-                    registry.facts.symlinks.push(Symlink {
-                        path: rel.to_string(),
-                        kind,
-                    });
-                    registry.problems.push(Problem {
-                        path: rel.into_owned(),
-                        ..problem
-                    });
-                    continue;
-                }
-            }
-        } else {
-            None
-        };
+        // One rule for every host: nothing is served through a symlink. nginx, Apache, Caddy
+        // and Pages refuse them at request time, and an upload would copy what one points at
+        // today; so a symlinked tag, manifest or blob is reported and left out of the model,
+        // and no tag list names it.
+        if entry.file_type().is_symlink() {
+            let (kind, problem) = match resolve_symlink(entry.path(), &root) {
+                Ok(_) => (
+                    SymlinkKind::Inside,
+                    Problem::error(
+                        "",
+                        Kind::SymlinkInside,
+                        "a symlink: no host serves a file through one (nginx, Apache, Caddy and Pages refuse them); use a hard link or a copy; left out",
+                    ),
+                ),
+                Err(found) => found,
+            };
+            registry.facts.symlinks.push(Symlink {
+                path: rel.to_string(),
+                kind,
+            });
+            registry.problems.push(Problem {
+                path: rel.into_owned(),
+                ..problem
+            });
+            continue;
+        }
+        // A FIFO, socket or device: opening one could block the scan forever, and no host
+        // should serve one.
+        if !entry.file_type().is_file() {
+            registry.problems.push(Problem::error(
+                rel.into_owned(),
+                Kind::SpecialFile,
+                "not a regular file (a FIFO, socket or device): never opened, left out",
+            ));
+            continue;
+        }
         let name = match Name::parse(&name_text) {
             Some(name) if utf8 => name,
             _ => {
@@ -169,15 +185,8 @@ pub(crate) fn scan(tree: &Path, options: Options) -> Result<Registry> {
                 continue;
             }
         };
-        if target.is_some() {
-            registry.facts.symlinks.push(Symlink {
-                path: rel.to_string(),
-                kind: SymlinkKind::Inside,
-            });
-        }
         let found = Found {
             name: file_name.to_string(),
-            target,
         };
         let repo = raw.entry(name).or_default();
         if is_manifest {
@@ -292,10 +301,7 @@ fn read_one(path: &Path) -> Read {
 }
 
 fn file_path(root: &Path, repo: &Name, dir: &str, found: &Found) -> PathBuf {
-    match &found.target {
-        Some(t) => t.clone(),
-        None => root.join(format!("v2/{repo}/{dir}/{}", found.name)),
-    }
+    root.join(format!("v2/{repo}/{dir}/{}", found.name))
 }
 
 /// Reads files in parallel; with `dedupe`, hard links of one file (prepare's

@@ -46,15 +46,7 @@ fn caddy_serves_every_tag_and_digest_to_every_client() {
 
 #[test]
 fn caddy_serves_the_sound_part_of_a_hostile_tree_and_nothing_else() {
-    let mut f = fixture::build("hostile", &[]);
-    // Caddy follows symlinks, so the config refuses every one the scan found, in-tree ones
-    // too: the builder's alias (fine on hosts that check at request time) goes from the
-    // contract, as for nginx and Pages.
-    std::fs::remove_file(f.tree().join("v2/demo/hello/manifests/alias")).unwrap();
-    let tags = f.expected["repositories"]["demo/hello"]["tags"]
-        .as_object_mut()
-        .unwrap();
-    assert!(tags.remove("alias").is_some());
+    let f = fixture::build("hostile", &[]);
     // A symlink out of the tree inside a sound repository, and (issue 10, finding 2) one
     // inside the tree that leads to a file outside v2/: both refused by path.
     let planted = format!("/v2/demo/hello/blobs/{}", fixture::sha256(b"planted"));

@@ -115,37 +115,35 @@ fn pages_serves_a_registry_past_the_rule_limit() {
 
 #[test]
 fn pages_serves_the_sound_part_of_a_hostile_tree_and_nothing_else() {
-    let mut f = fixture::build("hostile", &[]);
-    // Pages serves no symlinks (`registrish-gen cloudflare` reports them: tests/cli.rs); the
-    // in-tree alias the builder plants is fine on other hosts, so it is removed here.
-    std::fs::remove_file(f.tree().join("v2/demo/hello/manifests/alias")).unwrap();
-    let tags = f.expected["repositories"]["demo/hello"]["tags"]
-        .as_object_mut()
-        .unwrap();
-    assert!(tags.remove("alias").is_some());
-    // The two Pages behaviours `cloudflare` reports on, pinned here so a
-    // change in them shows: a symlink is not served, a `.html` path is redirected.
+    let f = fixture::build("hostile", &[]);
+    // Files beside v2/ in the deployed directory, which Pages would serve as static assets
+    // (a symlink as a 502, a `.html` page as a 308 to `/page`): the worker runs for every
+    // path and answers none of them.
     let tree = f.tree();
     std::os::unix::fs::symlink("v2/index.html", tree.join("linked.json")).unwrap();
     std::fs::write(tree.join("page.html"), "<p>hi</p>").unwrap();
     let pages = serve(&f);
-    // (wrangler answers 502 for it: an error, never the target's bytes)
-    let r = http::get(pages.port(), "/linked.json");
-    assert!(
-        r.status >= 400 && r.body != b"{}",
-        "{} {:?}",
-        r.status,
-        r.body_text()
-    );
-    let r = http::get(pages.port(), "/page.html");
-    assert_eq!(
-        (r.status, r.header("Location")),
-        (308, Some("/page")),
-        "{:?}",
-        r.headers
-    );
+    for path in [
+        "/linked.json",
+        "/page.html",
+        "/page",
+        "/_routes.json",
+        "/_worker.js",
+    ] {
+        let r = http::get(pages.port(), path);
+        assert_eq!(
+            (r.status, r.header("Content-Type")),
+            (404, Some("application/json")),
+            "{path}: {:?}",
+            r.headers
+        );
+        assert_eq!(
+            r.body_text(),
+            std::fs::read_to_string(tree.join("v2/_errors/name_unknown.json")).unwrap(),
+            "{path}"
+        );
+    }
     assert_http(pages.port(), &f, Expect::ALL);
     assert_hostile_refused(pages.port(), &f);
-    // Outside /v2/ the worker does not run: plain static misses.
     assert_eq!(http::get(pages.port(), "/nothing-here").status, 404);
 }

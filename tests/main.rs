@@ -21,6 +21,8 @@ mod e2e_caddy;
 #[cfg(feature = "e2e")]
 mod e2e_cloudflare;
 #[cfg(feature = "e2e")]
+mod e2e_hostile;
+#[cfg(feature = "e2e")]
 mod e2e_import;
 #[cfg(feature = "e2e")]
 mod e2e_netlify;

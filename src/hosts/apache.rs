@@ -16,7 +16,7 @@ use super::{Ctx, Host};
 use crate::address::{Listen, check_root_path, check_server_name};
 
 use crate::media::MediaType;
-use crate::model::{Registry, SymlinkKind};
+use crate::model::Registry;
 use crate::output::Shape;
 use crate::problem::{Kind, Problem};
 use crate::routes;
@@ -128,10 +128,7 @@ impl Host for Apache {
             .facts
             .symlinks
             .iter()
-            .filter(|s| {
-                s.kind == SymlinkKind::Directory
-                    || !(s.path.contains("/manifests/") || s.path.contains("/blobs/"))
-            })
+            .filter(|s| s.is_passable())
             .map(|s| {
                 Problem::error(
                     s.path.clone(),

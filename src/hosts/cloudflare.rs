@@ -13,7 +13,7 @@
 use super::{Ctx, Host};
 use crate::layout;
 use crate::media::{MAX_MANIFEST_BYTES, MediaType};
-use crate::model::{Registry, SymlinkKind};
+use crate::model::Registry;
 use crate::output::Shape;
 use crate::problem::{Kind, Problem};
 use crate::routes;
@@ -67,8 +67,8 @@ impl Host for Cloudflare {
     }
 
     /// Everything Pages cannot host or serve: files over 25 MiB, more files
-    /// than the plan allows and long rule lines stop the command; `.html`
-    /// tags and symlinks are left out.
+    /// than the plan allows, long rule lines and directory symlinks stop the
+    /// command; `.html` tags are left out (file symlinks the scan leaves out).
     fn problems(registry: &Registry, options: &CloudflareOptions, site: &Path) -> Vec<Problem> {
         let max_files = options.max_files.unwrap_or(DEFAULT_MAX_FILES);
         let mut problems = limits(registry, site, max_files);
@@ -81,16 +81,14 @@ impl Host for Cloudflare {
                 ));
             }
         }
-        for link in registry
-            .facts
-            .symlinks
-            .iter()
-            .filter(|s| s.kind == SymlinkKind::Inside)
-        {
+        // wrangler follows a directory symlink (the hostile-request test saw `wrangler pages
+        // dev` serve a blob behind `v2/extns -> /elsewhere`), and the worker holds no table of
+        // repositories to leave one out: the tree is refused.
+        for link in registry.facts.symlinks.iter().filter(|s| s.is_passable()) {
             problems.push(Problem::error(
                 link.path.clone(),
-                Kind::HostUnservable,
-                "a symlink: wrangler neither uploads nor serves symlinks; use a hard link or a copy; left out",
+                Kind::ForeignConfig,
+                "a symlink to a directory, or where the layout has no file: wrangler follows it and would upload and serve what it points to; remove it, or copy what it points to",
             ));
         }
         problems
@@ -107,10 +105,12 @@ impl Host for Cloudflare {
         let worker = ctx
             .templates
             .render_value("cloudflare_worker.js.tera", context)?;
-        // Only registry paths run the worker; the rest of a site stays plain static assets.
+        // Every path runs the worker, which serves only the registry: Pages would serve any
+        // other file of the deployed directory (a settings file, a backup beside v2/, a
+        // dot-file) as a static asset, and it resolves `/v2/../x` to `/x` before routing.
         let routes = serde_json::to_string_pretty(&json!({
             "version": 1,
-            "include": ["/v2", "/v2/*"],
+            "include": ["/*"],
             "exclude": [],
         }))? + "\n";
         Ok(vec![worker, routes])

@@ -222,3 +222,30 @@ fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
+
+/// Sends `request` to 127.0.0.1:`port` byte for byte (hostile request lines are not valid
+/// HTTP, so nothing here builds or checks them) and returns every byte that came back before
+/// the response was complete by its own framing, the peer closed, or `timeout` passed.
+pub fn exchange(port: u16, request: &[u8], head: bool, timeout: Duration) -> Vec<u8> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT)
+        .unwrap_or_else(|e| panic!("127.0.0.1:{port}: cannot connect: {e}"));
+    stream.set_read_timeout(Some(timeout)).expect("timeout");
+    stream.set_write_timeout(Some(timeout)).expect("timeout");
+    // A server may close before reading all of a long request: what it answered counts.
+    let _ = stream.write_all(request);
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 65536];
+    while !is_complete(&raw, head) {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+        }
+    }
+    raw
+}
+
+/// Parses what [`exchange`] returned.
+pub fn parse(raw: &[u8], head: bool) -> Result<Response, String> {
+    parse_response(raw, head)
+}

@@ -28,8 +28,10 @@ export default {
   async fetch(request, env) {
     const url = new URL(request.url);
     const path = url.pathname;
+    // `_routes.json` sends every path here: nothing but the registry is served, so no
+    // other file of the deployed directory is reachable as a static asset.
     if (!path.startsWith("/v2/") && path !== "/v2") {
-      return env.ASSETS.fetch(request);
+      return miss(request, "NAME_UNKNOWN");
     }
     if (request.method !== "GET" && request.method !== "HEAD") {
       return respond(request, 405, ERRORS.unsupported, { ...API, Allow: "GET, HEAD", "Content-Type": "application/json" });
