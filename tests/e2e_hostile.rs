@@ -562,7 +562,7 @@ fn assert_serves_nothing_but_the_registry(plan: &Plan) {
     plant_late(&t, plan.late);
     let requests = requests(&t);
     assert!(requests.len() >= 300, "{} requests", requests.len());
-    let before = snapshot(&t.f.dir.path().to_path_buf());
+    let before = snapshot(t.f.dir.path());
     let found = judge(&t, served.port, &requests, plan.trace_echo);
     let traces = requests.iter().filter(|r| r.method == "TRACE").count();
     assert!(
@@ -571,7 +571,7 @@ fn assert_serves_nothing_but_the_registry(plan: &Plan) {
         plan.host
     );
     assert_eq!(
-        snapshot(&t.f.dir.path().to_path_buf()),
+        snapshot(t.f.dir.path()),
         before,
         "{}: a request changed the tree",
         plan.host
