@@ -252,7 +252,9 @@ fn run_check(args: &CheckArgs) -> Result<Outcome> {
 
 fn run_prepare(args: &TreeArgs) -> Result<Outcome> {
     load_config(args)?;
+    let _lock = prepare::lock_tree(&args.tree)?;
     let mut registry = scan::scan(&args.tree, scan::Options::default())?;
+    prepare::remove_dead_temps(&mut registry);
     registry.problems.sort();
     report(&registry.problems);
     let r = prepare::prepare(&registry)?;

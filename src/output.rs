@@ -134,6 +134,14 @@ fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.registrish-tmp.{}", std::process::id()))
 }
 
+/// Whether `name` is one of [`temp_path`]'s names (`.<name>.registrish-tmp.<pid>`).
+pub(crate) fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.')
+        && name
+            .rsplit_once(".registrish-tmp.")
+            .is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+}
+
 fn write_temp(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
     let tmp = temp_path(path);
     let result = (|| -> std::io::Result<()> {
@@ -219,6 +227,20 @@ pub(crate) fn stale(files: &[OutputFile]) -> Vec<&Path> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temp_names() {
+        let tmp = temp_path(Path::new("v2/a/tags/list"));
+        assert!(is_temp_name(&tmp.file_name().unwrap().to_string_lossy()));
+        for other in [
+            ".list",
+            "list.registrish-tmp.1",
+            ".list.registrish-tmp.",
+            ".x.registrish-tmp.1a",
+        ] {
+            assert!(!is_temp_name(other), "{other}");
+        }
+    }
 
     #[test]
     fn atomic_and_idempotent() {

@@ -8,8 +8,10 @@
 //! Every write is skipped when the bytes are already right, so a second run
 //! changes nothing.
 
+use crate::layout;
 use crate::model::Registry;
-use crate::output::write_if_changed;
+use crate::output::{is_temp_name, write_if_changed};
+use crate::problem::Kind;
 use crate::routes::{generated_files, missing_digest_files};
 use anyhow::{Context, Result};
 use std::fs;
@@ -55,6 +57,42 @@ pub(crate) fn prepare(registry: &Registry) -> Result<Report> {
         }
     }
     Ok(report)
+}
+
+/// One prepare at a time per tree, from its scan to its last write (an exclusive flock on
+/// `v2/`, dropped with the file, or by the kernel when the process dies). Two imports into one
+/// tree each end with a prepare: unlocked, the one that scanned before the other's tag landed
+/// could write its tags/list (or `_catalog`) last, without that tag. Locked, the last prepare to
+/// scan sees every tag in place. `None` when `v2/` cannot be opened: the scan says why.
+pub(crate) fn lock_tree(tree: &Path) -> Result<Option<fs::File>> {
+    let Ok(v2) = fs::File::open(tree.join(layout::V2)) else {
+        return Ok(None);
+    };
+    v2.lock()
+        .with_context(|| format!("cannot lock {}", tree.join(layout::V2).display()))?;
+    Ok(Some(v2))
+}
+
+/// Removes the temp files of prepare runs killed part-way (`.<name>.registrish-tmp.<pid>`,
+/// dot-files the scan listed), and their warnings. Called under [`lock_tree`], so no live
+/// prepare is writing one.
+pub(crate) fn remove_dead_temps(registry: &mut Registry) {
+    let root = registry.root.clone();
+    let mut removed = Vec::new();
+    registry.facts.dot_files.retain(|rel| {
+        let name = rel.rsplit('/').next().unwrap_or_default();
+        let path = root.join(rel);
+        let dead = is_temp_name(name)
+            && fs::symlink_metadata(&path).is_ok_and(|m| m.is_file())
+            && fs::remove_file(&path).is_ok();
+        if dead {
+            removed.push(rel.clone());
+        }
+        !dead
+    });
+    registry
+        .problems
+        .retain(|p| !(p.kind == Kind::DotFile && removed.contains(&p.path)));
 }
 
 /// `v2/<name>/tags` could be a symlink planted to make prepare write outside

@@ -269,22 +269,31 @@ fn identity(_meta: &fs::Metadata) -> Option<(u64, u64)> {
 }
 
 fn read_one(path: &Path) -> Read {
+    let too_large = || {
+        Read::Bad(
+            Kind::NotAManifest,
+            format!("larger than any manifest (limit {MAX_MANIFEST_BYTES} bytes); left out"),
+        )
+    };
     let bytes = match fs::File::open(path).and_then(|f| {
         use std::io::Read as _;
+        // A file too large to be a manifest (a 10 GiB sparse file named like a tag) is judged
+        // by its size, on the open file, and never read.
+        if f.metadata()?.len() > MAX_MANIFEST_BYTES {
+            return Ok(None);
+        }
         let mut bytes = Vec::new();
-        // One byte over the limit is enough to know it is too large.
+        // One byte over the limit is enough to know it is too large (it may grow meanwhile).
         f.take(MAX_MANIFEST_BYTES + 1)
             .read_to_end(&mut bytes)
-            .map(|_| bytes)
+            .map(|_| Some(bytes))
     }) {
-        Ok(b) => b,
+        Ok(Some(b)) => b,
+        Ok(None) => return too_large(),
         Err(e) => return Read::Bad(Kind::Unreadable, format!("cannot read: {e}")),
     };
     if bytes.len() as u64 > MAX_MANIFEST_BYTES {
-        return Read::Bad(
-            Kind::NotAManifest,
-            format!("larger than any manifest (limit {MAX_MANIFEST_BYTES} bytes); left out"),
-        );
+        return too_large();
     }
     match media::parse(&bytes) {
         Ok(parsed) => Read::Ok {

@@ -15,6 +15,8 @@ mod hosts;
 mod regressions;
 
 #[cfg(feature = "e2e")]
+mod data_safety;
+#[cfg(feature = "e2e")]
 mod e2e_apache;
 #[cfg(feature = "e2e")]
 mod e2e_caddy;

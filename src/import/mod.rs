@@ -341,12 +341,60 @@ impl Drop for Progress {
     }
 }
 
-/// Removes the staging directory however the import ends.
-struct Staging(PathBuf);
+/// The staging directory, removed however the import ends, except by a kill. It holds `lock`,
+/// locked (flock) for as long as the import runs: the kernel drops the lock when the process
+/// dies however it dies, so the next import can tell a dead run's directory from a live one
+/// (two imports into one tree at once each have their own) and remove it.
+struct Staging {
+    dir: PathBuf,
+    _lock: Option<fs::File>,
+}
+
+const STAGING_PREFIX: &str = ".registrish-import.";
+
+impl Staging {
+    fn create(tree: &Path) -> Result<Staging> {
+        let dir = tree.join(format!("{STAGING_PREFIX}{}", std::process::id()));
+        fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        // From here on, dropping it removes the directory, whatever fails.
+        let mut staging = Staging { dir, _lock: None };
+        // Locked under another name and then renamed: `lock` is never seen unlocked while the
+        // import lives, so no other import can take the directory for a dead one's.
+        let new = staging.dir.join("lock.new");
+        let lock = fs::File::create(&new)
+            .and_then(|f| f.lock().map(|_| f))
+            .and_then(|f| fs::rename(&new, staging.dir.join("lock")).map(|_| f))
+            .with_context(|| format!("cannot lock {}", staging.dir.display()))?;
+        staging._lock = Some(lock);
+        Ok(staging)
+    }
+}
+
+/// Removes what imports killed part-way left in TREE: staging directories whose lock nobody
+/// holds. One without a `lock` is being created (or its run died in that instant): left alone.
+fn remove_dead_staging(tree: &Path) {
+    let Ok(entries) = fs::read_dir(tree) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let named = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(STAGING_PREFIX));
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if named
+            && is_dir
+            && fs::File::open(dir.join("lock")).is_ok_and(|lock| lock.try_lock().is_ok())
+        {
+            let _ = fs::remove_dir_all(&dir);
+        }
+    }
+}
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -360,10 +408,9 @@ pub fn import(req: &Request) -> Result<Report> {
         .with_context(|| format!("cannot create {}", req.tree.display()))?;
     let tree = fs::canonicalize(&req.tree)?;
     let repo = tree.join("v2").join(&req.name);
-    let staging = Staging(tree.join(format!(".registrish-import.{}", std::process::id())));
+    remove_dead_staging(&tree);
     let result = (|| -> Result<Report> {
-        fs::create_dir(&staging.0)
-            .with_context(|| format!("cannot create {}", staging.0.display()))?;
+        let staging = Staging::create(&tree)?;
         let mut report = Report {
             images: chosen.len(),
             ..Report::default()
@@ -399,7 +446,7 @@ pub fn import(req: &Request) -> Result<Report> {
         let progress = Progress::start(counter.clone(), total);
         let staged = parallel::map(&jobs, |(digest, bytes, _)| {
             let name = digest.replace(':', "-");
-            stage(&source, bytes, digest, &staging.0.join(name), &counter)
+            stage(&source, bytes, digest, &staging.dir.join(name), &counter)
         });
         drop(progress);
         let mut moves = Vec::new();
@@ -433,7 +480,7 @@ pub fn import(req: &Request) -> Result<Report> {
                 if fs::read(&dest).ok().as_ref() == Some(bytes) {
                     continue;
                 }
-                let tmp = staging.0.join(format!("tag-{tag}"));
+                let tmp = staging.dir.join(format!("tag-{tag}"));
                 fs::write(&tmp, bytes)?;
                 report.bytes_written += bytes.len() as u64;
                 tag_moves.push((tmp, dest));
@@ -451,7 +498,6 @@ pub fn import(req: &Request) -> Result<Report> {
         }
         Ok(report)
     })();
-    drop(staging);
     if result.is_err() && created_tree {
         let _ = fs::remove_dir_all(&tree);
     }
