@@ -274,14 +274,15 @@ fn check(tree: &Path, extra: &[&str]) -> (Vec<Reported>, Value) {
     (problems, report)
 }
 
-/// The problems `check` reports that the baseline did not, other than `not-prepared` warnings
-/// (a kill between an import's last rename and the end of its prepare leaves files to prepare).
+/// The problems `check` reports that the baseline did not, other than `not-prepared` (a kill
+/// between an import's last rename and the end of its prepare leaves files to prepare; every
+/// host command refuses the tree until a re-run completes it).
 fn new_problems(tree: &Path, baseline: &[Reported]) -> Vec<Reported> {
     check(tree, &[])
         .0
         .into_iter()
         .filter(|p| !baseline.contains(p))
-        .filter(|p| !(p.severity == "warning" && p.kind == "not-prepared"))
+        .filter(|p| p.kind != "not-prepared")
         .collect()
 }
 

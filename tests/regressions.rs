@@ -196,3 +196,36 @@ fn schema1_is_typed_by_its_signature_and_warned_about() {
         fixture::sha256(unsigned.as_bytes())
     );
 }
+
+/// Issue 10: a FIFO named like a tag made `check` (and every host command) hang forever:
+/// the scan opened it to read a manifest. It is now reported by its path and never opened.
+#[test]
+fn a_fifo_named_like_a_tag_is_reported_and_never_opened() {
+    let f = fixture::build("basic", &[]);
+    let tree = f.tree();
+    let tree_s = tree.to_str().unwrap();
+    run_bin_ok(["prepare", tree_s], f.dir.path());
+    let fifo = tree.join("v2/demo/hello/manifests/piped");
+    crate::support::process::run(Command::new("mkfifo").arg(&fifo));
+    let out = crate::support::process::output_timeout(
+        Command::new(crate::support::bin())
+            .args(["check", tree_s, "--format", "json"])
+            .current_dir(f.dir.path()),
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found: Vec<(&str, &str)> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["path"].as_str().unwrap(), p["kind"].as_str().unwrap()))
+        .collect();
+    assert!(
+        found.contains(&("v2/demo/hello/manifests/piped", "special-file")),
+        "{found:?}"
+    );
+    let nginx = run_bin(["nginx", tree_s], f.dir.path());
+    assert_eq!(nginx.status.code(), Some(0), "{}", text(&nginx.stderr));
+    assert!(!text(&nginx.stdout).contains("piped"));
+}
