@@ -1,6 +1,7 @@
 //! What server configs (nginx, Apache, Caddy) accept for a listen address,
-//! a host name and a document root: checked once here, before any template,
-//! so every server renderer refuses the same values the same way.
+//! a host name, a document root and the origin blobs are redirected to:
+//! checked once here, before any template, so every renderer refuses the same
+//! values the same way.
 
 use anyhow::{Result, bail};
 
@@ -121,4 +122,119 @@ pub fn check_root_path(path: &str, glob_chars: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The origin blob requests are redirected to (`--blobs-url`, `[blobs] url`): `http://` or
+/// `https://`, a host name or IPv4 address with an optional port, and an optional path of
+/// plain segments; no query, fragment, user info, IPv6 literal, quote, space or `$`. It is
+/// written unquoted into nginx, Apache and Caddy configs, Netlify's `_redirects` and a
+/// JavaScript string, so only characters that mean nothing in any of them pass (the
+/// templates' `token` alphabet). Kept without a trailing `/`: the
+/// redirect appends the request's path (`/v2/<name>/blobs/sha256:<hex>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobsUrl(String);
+
+impl BlobsUrl {
+    pub fn parse(s: &str) -> Result<BlobsUrl> {
+        let bad = |why: &str| {
+            anyhow::anyhow!(
+                "--blobs-url {:?}: {why} (expected like https://blobs.example.org or https://bucket.example.org/prefix)",
+                crate::problem::printable(s)
+            )
+        };
+        let rest = s
+            .strip_prefix("https://")
+            .or_else(|| s.strip_prefix("http://"))
+            .ok_or_else(|| bad("not an http:// or https:// URL"))?;
+        let (host, path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        if host.is_empty()
+            || host.contains(['*', '['])
+            || !is_host_port(host)
+            || host.parse::<u16>().is_ok()
+        {
+            return Err(bad("not a host name or address, with an optional port"));
+        }
+        let path = path.trim_end_matches('/');
+        let segment_ok = |seg: &str| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        };
+        if !path.is_empty() && !path[1..].split('/').all(segment_ok) {
+            return Err(bad(
+                "the path may hold only letters, digits and . _ - between slashes",
+            ));
+        }
+        Ok(BlobsUrl(format!(
+            "{host_scheme}{host}{path}",
+            host_scheme = &s[..s.len() - rest.len()]
+        )))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for BlobsUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod blobs_url_tests {
+    use super::BlobsUrl;
+
+    #[test]
+    fn takes_an_origin_with_an_optional_plain_path() {
+        for (given, kept) in [
+            ("https://blobs.example.org", "https://blobs.example.org"),
+            ("https://blobs.example.org/", "https://blobs.example.org"),
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+            (
+                "https://pub-1.r2.dev/mirror/",
+                "https://pub-1.r2.dev/mirror",
+            ),
+            (
+                "http://registry-blobs:9000/a/b",
+                "http://registry-blobs:9000/a/b",
+            ),
+        ] {
+            assert_eq!(BlobsUrl::parse(given).unwrap().as_str(), kept, "{given}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_a_config_or_script_could_read_as_syntax() {
+        for bad in [
+            "blobs.example.org",
+            "ftp://blobs.example.org",
+            "https://",
+            "https://8080",
+            "https://*.example.org",
+            "https://user@blobs.example.org",
+            "https://blobs.example.org/a b",
+            "https://blobs.example.org/a;return 200",
+            "https://blobs.example.org/$host",
+            "https://blobs.example.org/\"x",
+            "https://blobs.example.org/a?x=1",
+            "https://blobs.example.org/a#f",
+            "https://blobs.example.org/../x",
+            "https://blobs.example.org/a//b",
+            "https://blobs.example.org/{x}",
+            "https://blobs.example.org/a%20b",
+            "https://blobs.example.org\n",
+            "http://[::1]:9000",
+            "https://blobs.example.org/~me",
+        ] {
+            assert!(BlobsUrl::parse(bad).is_err(), "{bad:?}");
+        }
+    }
 }

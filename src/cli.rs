@@ -77,6 +77,10 @@ pub(crate) struct CheckArgs {
     /// With --host cloudflare: the plan's file limit (`[cloudflare] max_files`).
     #[arg(long, value_name = "N")]
     pub max_files: Option<u64>,
+    /// Judge the tree as served with its blobs on another origin (`[blobs] url`): then Pages'
+    /// and Netlify's limits count only what the site holds.
+    #[arg(long, value_name = "URL")]
+    pub blobs_url: Option<String>,
 }
 
 #[cfg(test)]

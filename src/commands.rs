@@ -4,7 +4,7 @@
 //! `--check` found a stale file), 2 usage or I/O error.
 
 use crate::cli::{CheckArgs, Cli, Command, Format, ImportArgs};
-use crate::hosts::{self, Ctx, HOSTS, Host};
+use crate::hosts::{self, Ctx, HOSTS, Host, Site};
 use crate::model::Registry;
 use crate::output::{Destination, Shape};
 use crate::problem::{Kind, Problem, Severity};
@@ -65,7 +65,18 @@ fn has_errors(problems: &[Problem]) -> bool {
 /// The one path every host command takes.
 pub(crate) fn run_host<H: Host>(args: CommonArgs, flags: H::Options) -> Result<Outcome> {
     let file = load_config(&args.tree)?;
-    let common = Common::resolve(&args, &file);
+    let mut common = Common::resolve(&args, &file)?;
+    if common.blobs_url.is_some() && !H::BLOBS_URL {
+        if args.blobs_url.is_some() {
+            bail!(
+                "--blobs-url: {} serves blobs itself; the hosts that redirect them are {}",
+                H::NAME,
+                blob_redirecting_hosts()
+            );
+        }
+        // `[blobs] url` in the settings file is for the hosts that redirect.
+        common.blobs_url = None;
+    }
     let from_file: H::Options = settings::from_section(file.section(H::NAME))?;
     let options = settings::merge(&flags, &from_file)?;
     let templates = Templates::load(common.templates.as_deref(), H::TEMPLATES)?;
@@ -83,7 +94,27 @@ pub(crate) fn run_host<H: Host>(args: CommonArgs, flags: H::Options) -> Result<O
             .unwrap_or_else(|| registry.root.clone()),
         _ => registry.root.clone(),
     };
-    let host_problems = H::problems(&registry, &options, &site);
+    // A platform that deploys a directory (Pages, Netlify) would upload TREE's blobs too:
+    // with the blobs elsewhere it deploys a site of its own, every file but the blobs.
+    let mirror_site = common.blobs_url.is_some() && matches!(H::OUTPUT, Shape::Directory(_));
+    if mirror_site {
+        if site == registry.root {
+            bail!(
+                "--blobs-url with {}: give -o SITE, a directory of its own to deploy ({} uploads every file of the directory, and TREE holds the blobs)",
+                H::NAME,
+                H::TITLE
+            );
+        }
+        crate::site::check_site(&registry, &site)?;
+    }
+    let host_problems = H::problems(
+        &registry,
+        &options,
+        &Site {
+            dir: &site,
+            blobs_url: common.blobs_url.as_ref(),
+        },
+    );
     let settings = H::settings(options, &flags, &registry)?;
     let mut problems = registry.problems.clone();
     problems.extend(host_problems);
@@ -121,11 +152,48 @@ pub(crate) fn run_host<H: Host>(args: CommonArgs, flags: H::Options) -> Result<O
         eprintln!("registrish-gen: --strict: not writing output because of the problems above");
         return Ok(Outcome::Problems);
     }
-    Ok(if destination.deliver(contents)? {
+    let delivered = destination.deliver(contents)?;
+    if mirror_site {
+        if let Destination::Check(_) = destination {
+            let stale = crate::site::stale(&registry, &site);
+            for path in stale.iter().take(20) {
+                eprintln!("registrish-gen: --check: {} is out of date", path.display());
+            }
+            if !stale.is_empty() {
+                return Ok(Outcome::Problems);
+            }
+        } else {
+            let m = crate::site::mirror(&registry, &site)?;
+            eprintln!(
+                "registrish-gen: site {}: {} files linked, {} copied, {} unchanged, {} removed; no blobs (they are served from {})",
+                site.display(),
+                m.linked,
+                m.copied,
+                m.unchanged,
+                m.removed,
+                common
+                    .blobs_url
+                    .as_ref()
+                    .map(|u| u.as_str())
+                    .unwrap_or_default()
+            );
+        }
+    }
+    Ok(if delivered {
         Outcome::Clean
     } else {
         Outcome::Problems
     })
+}
+
+/// The hosts that can answer blob requests with a redirect, for messages.
+fn blob_redirecting_hosts() -> String {
+    HOSTS
+        .iter()
+        .filter(|h| h.blobs_url())
+        .map(|h| h.name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// What `prepare` would write or fix, as errors: `not-regular-file` for a symlink (or other
@@ -196,9 +264,29 @@ fn run_check(args: &CheckArgs) -> Result<Outcome> {
     registry.problems.extend(not_prepared(&registry));
     // Host judgements: the chosen host's in full, else one hint line for each
     // host that would leave out (or refuse) more than every host does.
+    let blobs_url = args
+        .blobs_url
+        .as_deref()
+        .or(file.blobs.url.as_deref())
+        .map(crate::address::BlobsUrl::parse)
+        .transpose()?;
+    if args.blobs_url.is_some()
+        && let Some(h) = args.host.as_deref().and_then(crate::hosts::find)
+        && !h.blobs_url()
+    {
+        bail!(
+            "--blobs-url: {} serves blobs itself; the hosts that redirect them are {}",
+            h.name(),
+            blob_redirecting_hosts()
+        );
+    }
     let mut extra = Vec::new();
     for host in HOSTS {
-        let problems = host.problems(&registry, file.section(host.name()), &registry.root)?;
+        let site = Site {
+            dir: &registry.root,
+            blobs_url: blobs_url.as_ref().filter(|_| host.blobs_url()),
+        };
+        let problems = host.problems(&registry, file.section(host.name()), &site)?;
         if args.host.as_deref() == Some(host.name()) {
             extra.extend(problems);
         } else if args.host.is_none() {

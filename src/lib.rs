@@ -8,7 +8,8 @@
 //!   (manifest types), [`digest`] (hashing), [`layout`] (the paths of a served
 //!   tree), [`problem`], [`parallel`], [`output`] (where results go);
 //! - the model: [`model`] and its [`routes`] view (every path a host answers);
-//! - stages over the tree: [`scan`], [`prepare`], [`check`], [`import`];
+//! - stages over the tree: [`scan`], [`prepare`], [`check`], [`import`], [`site`] (a
+//!   deployable copy without blobs);
 //! - rendering: [`templates`], [`settings`], and [`hosts`] (the host table);
 //! - the surface: [`cli`] and [`commands`], which run any host through one path.
 
@@ -30,6 +31,7 @@ mod problem;
 mod routes;
 mod scan;
 mod settings;
+mod site;
 mod templates;
 
 use std::process::ExitCode;

@@ -21,9 +21,6 @@ pub(crate) struct OutputFile {
 pub(crate) enum Shape {
     /// One text: standard output by default, or `-o FILE`.
     Stdout,
-    /// Files side by side: `-o` names the first (default `TREE/<first>`),
-    /// the others go beside it.
-    Beside(&'static [&'static str]),
     /// Files in a directory: `-o DIR` (default TREE).
     Directory(&'static [&'static str]),
 }
@@ -33,7 +30,7 @@ impl Shape {
     pub(crate) fn file_count(self) -> usize {
         match self {
             Shape::Stdout => 1,
-            Shape::Beside(names) | Shape::Directory(names) => names.len(),
+            Shape::Directory(names) => names.len(),
         }
     }
 }
@@ -60,12 +57,6 @@ impl Destination {
                 Some(p) => vec![p.to_path_buf()],
                 None => return Destination::Stdout,
             },
-            Shape::Beside(names) => {
-                let first = target
-                    .map(Path::to_path_buf)
-                    .unwrap_or_else(|| tree.join(names[0]));
-                names.iter().map(|n| first.with_file_name(n)).collect()
-            }
             Shape::Directory(names) => {
                 let dir = target.unwrap_or(tree);
                 names.iter().map(|n| dir.join(n)).collect()

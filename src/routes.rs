@@ -157,6 +157,22 @@ pub(crate) fn all(registry: &Registry) -> Vec<Route> {
     out
 }
 
+/// Every file, relative to TREE, that a host serving the blobs from another origin must hold:
+/// what `prepare` writes (lists, the `/v2/` body, error bodies) and every manifest by tag and
+/// by digest. Sorted.
+pub(crate) fn files_without_blobs(registry: &Registry) -> Vec<String> {
+    let mut out: Vec<String> = generated_files(registry)
+        .into_iter()
+        .map(|(rel, _)| rel)
+        .collect();
+    for repo in registry.repositories.values() {
+        out.extend(manifests(repo).map(|m| m.path()[1..].to_string()));
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// The files `prepare` owns, (path relative to TREE, bytes): `tags/list` per
 /// repository with tags, `_catalog`, the `/v2/` body and the error bodies.
 pub(crate) fn generated_files(registry: &Registry) -> Vec<(String, Vec<u8>)> {

@@ -5,6 +5,7 @@
 //! by [`merge`]. Unknown keys are an error (a typo must not silently fall back
 //! to a default in a committed config).
 
+use crate::address::BlobsUrl;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde::Deserialize;
@@ -49,6 +50,10 @@ pub(crate) struct CommonArgs {
     /// Where to write (each host says what; standard output by default for one file).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Answer every blob request with a 307 to URL/v2/<name>/blobs/sha256:<hex> (a bucket or
+    /// any static origin holding the same keys); manifests, lists and errors stay here.
+    #[arg(long, value_name = "URL")]
+    pub blobs_url: Option<String>,
 }
 
 /// The shared part of `registrish.toml`.
@@ -59,6 +64,15 @@ struct Shared {
     templates: Option<PathBuf>,
     #[serde(default)]
     cache: CacheConfig,
+    #[serde(default)]
+    blobs: BlobsConfig,
+}
+
+/// `[blobs]`: where blobs are served from when not from this host.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BlobsConfig {
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -74,6 +88,7 @@ pub(crate) struct CacheConfig {
 pub(crate) struct FileConfig {
     pub templates: Option<PathBuf>,
     pub cache: CacheConfig,
+    pub blobs: BlobsConfig,
     sections: toml::Table,
 }
 
@@ -92,6 +107,7 @@ impl FileConfig {
         Ok(FileConfig {
             templates: shared.templates,
             cache: shared.cache,
+            blobs: shared.blobs,
             sections,
         })
     }
@@ -172,11 +188,19 @@ pub(crate) struct Common {
     pub strict: bool,
     pub check: Option<PathBuf>,
     pub output: Option<PathBuf>,
+    /// Where blob requests are redirected (`--blobs-url`, else `[blobs] url`).
+    pub blobs_url: Option<BlobsUrl>,
 }
 
 impl Common {
-    pub(crate) fn resolve(args: &CommonArgs, file: &FileConfig) -> Common {
-        Common {
+    pub(crate) fn resolve(args: &CommonArgs, file: &FileConfig) -> Result<Common> {
+        let blobs_url = args
+            .blobs_url
+            .as_deref()
+            .or(file.blobs.url.as_deref())
+            .map(BlobsUrl::parse)
+            .transpose()?;
+        Ok(Common {
             tree: args.tree.tree.clone(),
             templates: args.templates.clone().or_else(|| file.templates.clone()),
             tag_max_age: args
@@ -187,7 +211,8 @@ impl Common {
             strict: args.strict,
             check: args.check.clone(),
             output: args.output.clone(),
-        }
+            blobs_url,
+        })
     }
 
     pub(crate) fn tag_cache(&self) -> String {

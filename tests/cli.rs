@@ -654,7 +654,7 @@ fn netlify_writes_headers_and_redirects_into_the_tree() {
 fn netlify_check(f: &Fixture) -> Case {
     Case::new()
         .tree(f.tree())
-        .args(["netlify", TREE, "--check", &format!("{TREE}/_headers")])
+        .args(["netlify", TREE, "--check", TREE])
 }
 
 #[test]
@@ -783,4 +783,201 @@ fn committed_fixture_equals_the_builder_output() {
         built,
         "rebuild with: python3 fixtures/build.py basic fixtures/registry"
     );
+}
+
+// --blobs-url (issue 12)
+
+const BLOBS: &str = "https://blobs.example.org/mirror";
+
+/// Every regular file under `dir`, relative, with its size.
+fn files_under(dir: &Path) -> BTreeMap<String, u64> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let rel = e
+                .path()
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            (rel, e.metadata().unwrap().len())
+        })
+        .collect()
+}
+
+#[test]
+fn cloudflare_blobs_url_writes_a_site_of_every_file_but_the_blobs() {
+    use std::os::unix::fs::MetadataExt;
+    let f = prepared("basic");
+    let big = plant_big_blob(&f);
+    let site = f.dir.join("site");
+    let site_s = site.to_str().unwrap().to_string();
+    // Without the redirect, the 26 MiB blob is more than Pages takes.
+    cloudflare(&f.tree())
+        .args(["-o", &site_s])
+        .status(1)
+        .stderr_contains("Pages refuses files over 25 MiB")
+        .run();
+    cloudflare(&f.tree())
+        .args(["--blobs-url", BLOBS, "-o", &site_s])
+        .stderr_contains("no blobs (they are served from https://blobs.example.org/mirror)")
+        .run();
+    let files = files_under(&site);
+    assert!(files.values().all(|&n| n <= 25 * 1024 * 1024), "{files:?}");
+    assert!(!files.keys().any(|p| p.contains("/blobs/")), "{files:?}");
+    assert!(!site.join(big.strip_prefix(f.tree()).unwrap()).exists());
+    // Every manifest by tag and by digest, the lists, the bodies: hard links of the tree's.
+    let mut want = vec![
+        "v2/_catalog".to_string(),
+        "v2/index.html".into(),
+        "v2/_errors/manifest_unknown.json".into(),
+        "_worker.js".into(),
+        "_routes.json".into(),
+    ];
+    for (name, tag, digest, _, _) in f.tags() {
+        want.push(format!("v2/{name}/manifests/{tag}"));
+        want.push(format!("v2/{name}/manifests/{digest}"));
+        want.push(format!("v2/{name}/tags/list"));
+    }
+    for (name, digest, _, _) in f.manifests() {
+        want.push(format!("v2/{name}/manifests/{digest}"));
+    }
+    for rel in &want {
+        assert!(files.contains_key(rel), "{rel} not in the site: {files:?}");
+        if rel.starts_with("v2/") {
+            let (a, b) = (
+                fs::metadata(f.tree().join(rel)).unwrap(),
+                fs::metadata(site.join(rel)).unwrap(),
+            );
+            assert_eq!(
+                (a.dev(), a.ino()),
+                (b.dev(), b.ino()),
+                "{rel} is not a hard link"
+            );
+        }
+    }
+    let worker = fs::read_to_string(site.join("_worker.js")).unwrap();
+    assert!(worker.contains(r#"const BLOBS_URL = "https://blobs.example.org/mirror";"#));
+    // The site as Pages would judge it: no blob counts.
+    Case::new()
+        .tree(f.tree())
+        .args(["check", TREE, "--host", "cloudflare", "--blobs-url", BLOBS])
+        .stdout_lacks("file-too-large")
+        .run();
+    // A second run changes nothing; a stale or extra file in the site is fixed, and
+    // `--check` sees both.
+    cloudflare(&f.tree())
+        .args(["--blobs-url", BLOBS, "-o", &site_s])
+        .stderr_contains("0 files linked, 0 copied, 34 unchanged, 0 removed")
+        .run();
+    let (name, tag, ..) = f.tags().into_iter().next().unwrap();
+    fs::remove_file(site.join(format!("v2/{name}/manifests/{tag}"))).unwrap();
+    fs::write(site.join(format!("v2/{name}/blobs-leftover")), "x").unwrap();
+    cloudflare(&f.tree())
+        .args(["--blobs-url", BLOBS, "--check", &site_s])
+        .status(1)
+        .stderr_contains("is out of date")
+        .run();
+    cloudflare(&f.tree())
+        .args(["--blobs-url", BLOBS, "-o", &site_s])
+        .stderr_contains("1 files linked, 0 copied, 33 unchanged, 1 removed")
+        .run();
+    cloudflare(&f.tree())
+        .args(["--blobs-url", BLOBS, "--check", &site_s])
+        .run();
+}
+
+#[test]
+fn blobs_url_needs_a_site_of_its_own_on_hosts_that_deploy_a_directory() {
+    let f = prepared("basic");
+    for host in ["cloudflare", "netlify"] {
+        Case::new()
+            .tree(f.tree())
+            .args([host, TREE, "--blobs-url", BLOBS])
+            .status(2)
+            .stderr_contains("give -o SITE")
+            .run();
+        Case::new()
+            .tree(f.tree())
+            .args([
+                host,
+                TREE,
+                "--blobs-url",
+                BLOBS,
+                "-o",
+                &format!("{TREE}/v2/site"),
+            ])
+            .status(2)
+            .stderr_contains("not TREE or inside TREE/v2")
+            .run();
+    }
+    assert!(!f.tree().join("v2/site").exists());
+}
+
+#[test]
+fn blobs_url_is_refused_where_blobs_cannot_be_redirected_and_checked_everywhere() {
+    let f = prepared("basic");
+    Case::new()
+        .tree(f.tree())
+        .args(["s3", TREE, "--bucket", "b", "--blobs-url", BLOBS])
+        .status(2)
+        .stderr_contains("s3 serves blobs itself; the hosts that redirect them are nginx, netlify, cloudflare, apache, caddy")
+        .run();
+    for bad in [
+        "blobs.example.org",
+        "https://blobs.example.org/a;return 200 x",
+        "https://blobs.example.org/$uri",
+        "https://b.example.org/\"x",
+    ] {
+        nginx(&f.tree())
+            .args(["--blobs-url", bad])
+            .status(2)
+            .stdout("")
+            .stderr_contains("--blobs-url")
+            .run();
+    }
+    // `[blobs] url` in the settings file: used by the hosts that redirect, ignored by the
+    // upload scripts (which may be what fills that origin).
+    fs::write(
+        f.tree().join("registrish.toml"),
+        format!("[blobs]\nurl = \"{BLOBS}\"\n"),
+    )
+    .unwrap();
+    nginx(&f.tree())
+        .stdout_contains(&format!("return 307 {BLOBS}$uri;"))
+        .run();
+    Case::new()
+        .tree(f.tree())
+        .args(["s3", TREE, "--bucket", "b"])
+        .stdout_contains("order across two origins")
+        .run();
+}
+
+#[test]
+fn s3_only_blobs_uploads_the_blobs_alone() {
+    let f = prepared("basic");
+    let ran = Case::new()
+        .tree(f.tree())
+        .args(["s3", TREE, "--bucket", "b", "--only", "blobs"])
+        .run();
+    let plan: Vec<&str> = ran
+        .stdout
+        .split("REGISTRISH_PLAN\n")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .collect();
+    let blobs: usize = f.blobs().len();
+    assert_eq!(plan.len(), blobs, "{plan:?}");
+    assert!(
+        plan.iter()
+            .all(|l| l.starts_with("1 v2/") && l.contains("/blobs/sha256:"))
+    );
+    assert!(
+        ran.stdout
+            .contains("next: deploy the site that redirects blobs here")
+    );
+    assert!(!ran.stdout.contains("\nfinish_upload\n"));
 }

@@ -66,6 +66,9 @@ fn golden(name: &str, actual: &str) {
     }
 }
 
+/// The origin the `--blobs-url` goldens redirect blobs to.
+const BLOBS_URL: &str = "https://blobs.example.org/mirror";
+
 const S3_ARGS: &[&str] = &[
     "s3",
     "--bucket",
@@ -537,6 +540,20 @@ fn every_host_equals_its_golden_on_every_fixture() {
             ("s3.sh", S3_ARGS),
             ("storj.sh", STORJ_ARGS),
             ("cloudflare-rules.json", &["cloudflare-rules"]),
+            ("nginx.blobs-url.conf", &["nginx", "--blobs-url", BLOBS_URL]),
+            (
+                "apache.blobs-url.htaccess",
+                &["apache", "--blobs-url", BLOBS_URL],
+            ),
+            (
+                "apache.vhost.blobs-url.conf",
+                &["apache", "--vhost", "--blobs-url", BLOBS_URL],
+            ),
+            ("Caddyfile.blobs-url", &["caddy", "--blobs-url", BLOBS_URL]),
+            (
+                "s3.only-blobs.sh",
+                &["s3", "--bucket", "registry", "--only", "blobs"],
+            ),
         ];
         for (name, args) in stdout_cases {
             let mut all = vec![args[0], tree_s.as_str()];
@@ -558,16 +575,39 @@ fn every_host_equals_its_golden_on_every_fixture() {
         let out_dir = f.dir.join("site");
         fs::create_dir_all(&out_dir).unwrap();
         let site = out_dir.to_str().unwrap().to_string();
-        let headers = out_dir.join("_headers");
         let dir_cases: &[(&str, Vec<&str>, &[&str])] = &[
             (
                 "netlify",
-                vec!["netlify", tree_s.as_str(), "-o", headers.to_str().unwrap()],
+                vec!["netlify", tree_s.as_str(), "-o", site.as_str()],
                 &["_headers", "_redirects"],
             ),
             (
                 "cloudflare",
                 vec!["cloudflare", tree_s.as_str(), "-o", site.as_str()],
+                &["_worker.js", "_routes.json"],
+            ),
+            (
+                "netlify-blobs-url",
+                vec![
+                    "netlify",
+                    tree_s.as_str(),
+                    "--blobs-url",
+                    BLOBS_URL,
+                    "-o",
+                    site.as_str(),
+                ],
+                &["_headers", "_redirects"],
+            ),
+            (
+                "cloudflare-blobs-url",
+                vec![
+                    "cloudflare",
+                    tree_s.as_str(),
+                    "--blobs-url",
+                    BLOBS_URL,
+                    "-o",
+                    site.as_str(),
+                ],
                 &["_worker.js", "_routes.json"],
             ),
         ];
@@ -586,6 +626,8 @@ fn every_host_equals_its_golden_on_every_fixture() {
                 golden(&format!("{kind}/{name}/{file}"), &scrub(&text));
                 let _ = fs::remove_file(out_dir.join(file));
             }
+            // The site `--blobs-url` mirrors (tests/cli.rs checks what it holds).
+            let _ = fs::remove_dir_all(out_dir.join("v2"));
         }
         for (name, args) in [
             ("check.txt", vec!["check", tree_s.as_str()]),

@@ -12,7 +12,7 @@
 //! single backreference regex searches. Parsing cost is then about the bytes
 //! of the table, and a lookup walks about log2(chunks) rules.
 
-use super::{Ctx, Host};
+use super::{Ctx, Host, Site};
 use crate::address::{Listen, check_root_path, check_server_name};
 
 use crate::media::MediaType;
@@ -24,7 +24,6 @@ use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::cmp::Ordering;
-use std::path::Path;
 use walkdir::WalkDir;
 
 /// Longest `;REF=VALUE` table on one line. Apache refuses `.htaccess` lines
@@ -73,6 +72,7 @@ impl Host for Apache {
     const TEMPLATES: &'static [&'static str] = &["apache_htaccess.tera", "apache_vhost.tera"];
     const OUTPUT: Shape = Shape::Stdout;
     const OUTPUT_HELP: &'static str = "Write to FILE atomically instead of standard output.";
+    const BLOBS_URL: bool = true;
     type Options = ApacheOptions;
     type Settings = ApacheSettings;
 
@@ -120,7 +120,7 @@ impl Host for Apache {
     /// under TREE but the output itself could switch the rules off (`RewriteEngine Off`
     /// serves plain files as text and follows symlinks), and a `.htpasswd` is a credential
     /// store. Either refuses the command; the vhost mode reads none (`AllowOverride None`).
-    fn problems(registry: &Registry, options: &ApacheOptions, _: &Path) -> Vec<Problem> {
+    fn problems(registry: &Registry, options: &ApacheOptions, _: &Site) -> Vec<Problem> {
         // Apache's `-l` test sees only a path's last component, and the symlink options
         // mod_rewrite needs let it follow a directory symlink anywhere on the way: a tree
         // holding one is refused in both modes (found by the scan, at generation time).
@@ -331,6 +331,7 @@ fn render(registry: &Registry, settings: &ApacheSettings, ctx: &Ctx) -> Result<S
         "server_name": settings.server_name,
         "root": settings.root_path,
         "tag_max_age": ctx.common.tag_max_age,
+        "blobs_url": ctx.common.blobs_url.as_ref().map(|u| u.as_str()),
         "immutable_max_age": ctx.common.immutable_max_age,
         "media_types": MediaType::ALL.iter().map(|t| [t.code().to_string(), t.as_str().to_string()]).collect::<Vec<_>>(),
         "repository_count": registry.repositories.len(),

@@ -61,6 +61,7 @@ impl Host for Caddy {
     const TEMPLATES: &'static [&'static str] = &["caddyfile.tera"];
     const OUTPUT: Shape = Shape::Stdout;
     const OUTPUT_HELP: &'static str = "Write to FILE atomically instead of standard output.";
+    const BLOBS_URL: bool = true;
     type Options = CaddyOptions;
     type Settings = CaddySettings;
 
@@ -80,16 +81,6 @@ impl Host for Caddy {
             server_name: o.server_name,
             root_path,
         })
-    }
-
-    /// Caddy follows symlinks: every one the scan found (and left out) is refused by path
-    /// in the config; nothing for Caddy to add here.
-    fn problems(
-        _: &Registry,
-        _: &CaddyOptions,
-        _: &std::path::Path,
-    ) -> Vec<crate::problem::Problem> {
-        Vec::new()
     }
 
     fn render(registry: &Registry, settings: &CaddySettings, ctx: &Ctx) -> Result<Vec<String>> {
@@ -169,6 +160,7 @@ fn render(registry: &Registry, settings: &CaddySettings, ctx: &Ctx) -> Result<St
         "bind": bind,
         "root": settings.root_path,
         "tag_max_age": ctx.common.tag_max_age,
+        "blobs_url": ctx.common.blobs_url.as_ref().map(|u| u.as_str()),
         "immutable_max_age": ctx.common.immutable_max_age,
         "media_types": MediaType::ALL.iter().map(|t| [t.code().to_string(), t.as_str().to_string()]).collect::<Vec<_>>(),
         "repositories": registry.repositories.keys().collect::<Vec<_>>(),

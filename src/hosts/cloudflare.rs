@@ -10,7 +10,7 @@
 //! written: files over 25 MiB, more files than the plan allows, `_headers` or
 //! `_redirects` lines over 2,000 characters, and tags Pages would redirect.
 
-use super::{Ctx, Host};
+use super::{Ctx, Host, Site};
 use crate::layout;
 use crate::media::{MAX_MANIFEST_BYTES, MediaType};
 use crate::model::Registry;
@@ -51,6 +51,7 @@ impl Host for Cloudflare {
     const TEMPLATES: &'static [&'static str] = &["cloudflare_worker.js.tera"];
     const OUTPUT: Shape = Shape::Directory(&["_worker.js", "_routes.json"]);
     const OUTPUT_HELP: &'static str = "The Pages output directory to write into (default: TREE).";
+    const BLOBS_URL: bool = true;
     type Options = CloudflareOptions;
     type Settings = ();
 
@@ -69,7 +70,7 @@ impl Host for Cloudflare {
     /// Everything Pages cannot host or serve: files over 25 MiB, more files
     /// than the plan allows, long rule lines and directory symlinks stop the
     /// command; `.html` tags are left out (file symlinks the scan leaves out).
-    fn problems(registry: &Registry, options: &CloudflareOptions, site: &Path) -> Vec<Problem> {
+    fn problems(registry: &Registry, options: &CloudflareOptions, site: &Site) -> Vec<Problem> {
         let max_files = options.max_files.unwrap_or(DEFAULT_MAX_FILES);
         let mut problems = limits(registry, site, max_files);
         for (name, repo) in &registry.repositories {
@@ -100,6 +101,7 @@ impl Host for Cloudflare {
             "errors": layout::error_bodies(),
             "max_manifest_bytes": MAX_MANIFEST_BYTES,
             "tag_max_age": ctx.common.tag_max_age,
+            "blobs_url": ctx.common.blobs_url.as_ref().map(|u| u.as_str()),
             "immutable_max_age": ctx.common.immutable_max_age,
         });
         let worker = ctx
@@ -118,9 +120,12 @@ impl Host for Cloudflare {
 }
 
 /// What Pages cannot host at all. Errors here stop the command before it writes.
-fn limits(registry: &Registry, dir: &Path, max_files: u64) -> Vec<Problem> {
+fn limits(registry: &Registry, site: &Site, max_files: u64) -> Vec<Problem> {
+    let dir = site.dir;
     let mut problems = Vec::new();
-    for repo in registry.repositories.values() {
+    // Blobs redirected to another origin are not part of the site (`--blobs-url`).
+    let blobs_here = site.blobs_url.is_none();
+    for repo in registry.repositories.values().filter(|_| blobs_here) {
         for (digest, size) in &repo.blobs {
             if let Some(size) = size.filter(|s| *s > MAX_FILE_BYTES) {
                 problems.push(Problem::error(
@@ -175,6 +180,9 @@ fn limits(registry: &Registry, dir: &Path, max_files: u64) -> Vec<Problem> {
     files += registry.facts.file_count
         + (routes::generated_files(registry).len() + routes::missing_digest_files(registry).len())
             as u64;
+    if !blobs_here {
+        files -= registry.blob_count() as u64;
+    }
     if files > max_files {
         problems.push(Problem::error(
             dir.display().to_string(),

@@ -21,6 +21,7 @@ pub(crate) mod s3;
 pub(crate) mod storj;
 pub(crate) mod upload;
 
+use crate::address::BlobsUrl;
 use crate::model::Registry;
 use crate::output::Shape;
 use crate::problem::Problem;
@@ -32,6 +33,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
 use std::path::Path;
+
+/// Where the host's output will be served from, as far as judging it needs: the directory
+/// it is deployed from (TREE, or `-o SITE`), and the origin blobs are redirected to, if any
+/// (then blobs are not part of the site).
+pub(crate) struct Site<'a> {
+    pub dir: &'a Path,
+    pub blobs_url: Option<&'a BlobsUrl>,
+}
 
 /// What a render gets besides the model and its settings.
 pub(crate) struct Ctx<'a> {
@@ -52,6 +61,8 @@ pub(crate) trait Host: 'static {
     const OUTPUT: Shape;
     /// `--help` of `-o`.
     const OUTPUT_HELP: &'static str;
+    /// Whether it can answer blob requests with a redirect (`--blobs-url`).
+    const BLOBS_URL: bool = false;
     /// Its flags and its `registrish.toml` section, in one struct.
     type Options: clap::Args
         + clap::FromArgMatches
@@ -78,7 +89,7 @@ pub(crate) trait Host: 'static {
     /// What this host cannot serve of the tree, beyond what no host can (the
     /// scan's problems): `check --host NAME` reports these, and the command
     /// leaves those parts out.
-    fn problems(_registry: &Registry, _options: &Self::Options, _site: &Path) -> Vec<Problem> {
+    fn problems(_registry: &Registry, _options: &Self::Options, _site: &Site) -> Vec<Problem> {
         Vec::new()
     }
 
@@ -100,8 +111,10 @@ pub(crate) trait AnyHost: Sync {
         &self,
         registry: &Registry,
         section: Option<&toml::Value>,
-        site: &Path,
+        site: &Site,
     ) -> Result<Vec<Problem>>;
+    /// Whether it can redirect blobs.
+    fn blobs_url(&self) -> bool;
     /// Whether a `registrish.toml` section is valid for it.
     fn check_section(&self, section: Option<&toml::Value>) -> Result<()>;
 }
@@ -140,10 +153,14 @@ impl<H: Host> AnyHost for Entry<H> {
         &self,
         registry: &Registry,
         section: Option<&toml::Value>,
-        site: &Path,
+        site: &Site,
     ) -> Result<Vec<Problem>> {
         let options: H::Options = crate::settings::from_section(section)?;
         Ok(H::problems(registry, &options, site))
+    }
+
+    fn blobs_url(&self) -> bool {
+        H::BLOBS_URL
     }
 
     fn check_section(&self, section: Option<&toml::Value>) -> Result<()> {

@@ -10,7 +10,7 @@
 //! headers. Rules without `!` in `_redirects` only apply where no file
 //! matches ("shadowing"), which is what a registry miss is.
 
-use super::{Ctx, Host, NoOptions};
+use super::{Ctx, Host, NoOptions, Site};
 use crate::layout::ERRORS_DIR;
 use crate::media::MediaType;
 use crate::model::Registry;
@@ -19,7 +19,6 @@ use crate::problem::{Kind, Problem};
 use crate::routes;
 use anyhow::Result;
 use serde_json::{Value, json};
-use std::path::Path;
 
 /// The rule-row code for blobs (media type codes are letters from [`MediaType::code`]).
 const BLOB_CODE: char = 'b';
@@ -28,13 +27,12 @@ pub(crate) struct Netlify;
 
 impl Host for Netlify {
     const NAME: &'static str = "netlify";
-    const ABOUT: &'static str =
-        "Render Netlify's `_headers` and `_redirects` into TREE (the publish directory).";
+    const ABOUT: &'static str = "Render Netlify's `_headers` and `_redirects` into TREE (the publish directory) or -o SITE.";
     const TITLE: &'static str = "Netlify";
     const TEMPLATES: &'static [&'static str] = &["netlify_headers.tera", "netlify_redirects.tera"];
-    const OUTPUT: Shape = Shape::Beside(&["_headers", "_redirects"]);
-    const OUTPUT_HELP: &'static str =
-        "Where to write `_headers` (default TREE/_headers); `_redirects` goes beside it.";
+    const OUTPUT: Shape = Shape::Directory(&["_headers", "_redirects"]);
+    const OUTPUT_HELP: &'static str = "The publish directory to write `_headers` and `_redirects` into (default: TREE; with --blobs-url, a site of its own that gets every file but the blobs).";
+    const BLOBS_URL: bool = true;
     type Options = NoOptions;
     type Settings = ();
 
@@ -44,7 +42,7 @@ impl Host for Netlify {
 
     /// Netlify matches rule paths case-insensitively: one rule would give
     /// two tags that differ only by case the same digest, so they are left out.
-    fn problems(registry: &Registry, _: &NoOptions, _: &Path) -> Vec<Problem> {
+    fn problems(registry: &Registry, _: &NoOptions, _: &Site) -> Vec<Problem> {
         let mut problems = Vec::new();
         for repo in registry.repositories.values() {
             for tag in repo.case_colliding_tags() {
@@ -67,6 +65,9 @@ fn render(registry: &Registry, ctx: &Ctx) -> Result<Vec<String>> {
     // One `[path, type code, digest]` per rule ("b" for blobs): at 300k rules
     // a compact row per rule keeps peak memory in check.
     let mut rules: Vec<Value> = Vec::new();
+    // With --blobs-url: blob paths, each redirected (one rule a path, so a blob the registry
+    // lacks is still the JSON 404 below).
+    let mut blob_redirects: Vec<Value> = Vec::new();
     let row = |path: String, code: char, digest: &dyn std::fmt::Display| {
         Value::Array(vec![
             Value::String(path),
@@ -83,7 +84,11 @@ fn render(registry: &Registry, ctx: &Ctx) -> Result<Vec<String>> {
             rules.push(row(route.path(), route.media_type.code(), route.digest));
         }
         for (path, digest, _) in routes::blobs(repo) {
-            rules.push(row(path, BLOB_CODE, digest));
+            if ctx.common.blobs_url.is_some() {
+                blob_redirects.push(Value::String(path));
+            } else {
+                rules.push(row(path, BLOB_CODE, digest));
+            }
         }
     }
 
@@ -115,6 +120,8 @@ fn render(registry: &Registry, ctx: &Ctx) -> Result<Vec<String>> {
     types.insert(BLOB_CODE.to_string(), Value::from(routes::OCTET_STREAM));
     let context = json!({
         "rules": Value::Array(rules),
+        "blob_redirects": Value::Array(blob_redirects),
+        "blobs_url": ctx.common.blobs_url.as_ref().map(|u| u.as_str()),
         "media_types": types,
         "json_paths": json_paths,
         "errors_dir": ERRORS_DIR,

@@ -14,12 +14,10 @@ use crate::layout;
 use crate::media::MediaType;
 use crate::model::Registry;
 use crate::output::Shape;
-use crate::problem::Problem;
 use crate::routes;
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::path::Path;
 
 pub(crate) const DEFAULT_LISTEN: &str = "80";
 pub(crate) const DEFAULT_SERVER_NAME: &str = "_";
@@ -63,6 +61,7 @@ impl Host for Nginx {
     const TEMPLATES: &'static [&'static str] = &["nginx.conf.tera"];
     const OUTPUT: Shape = Shape::Stdout;
     const OUTPUT_HELP: &'static str = "Write to FILE atomically instead of standard output.";
+    const BLOBS_URL: bool = true;
     type Options = NginxOptions;
     type Settings = NginxSettings;
 
@@ -117,12 +116,6 @@ impl Host for Nginx {
             server_name,
             root_path,
         })
-    }
-
-    /// `disable_symlinks` (on for every file) answers 403 for a file reached through a
-    /// symlink; the scan already leaves every symlinked file out, so nginx adds nothing.
-    fn problems(_: &Registry, _: &NginxOptions, _: &Path) -> Vec<Problem> {
-        Vec::new()
     }
 
     fn render(registry: &Registry, settings: &NginxSettings, ctx: &Ctx) -> Result<Vec<String>> {
@@ -193,6 +186,7 @@ fn render(registry: &Registry, settings: &NginxSettings, ctx: &Ctx) -> Result<St
         "ssl_certificate": settings.tls.as_ref().map(|t| t.0.clone()),
         "ssl_certificate_key": settings.tls.as_ref().map(|t| t.1.clone()),
         "tag_max_age": common.tag_max_age,
+        "blobs_url": common.blobs_url.as_ref().map(|u| u.as_str()),
         "immutable_max_age": common.immutable_max_age,
         "map_hash_max_size": map_hash_max_size,
         "map_hash_bucket_size": map_hash_bucket_size,

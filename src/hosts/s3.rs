@@ -35,6 +35,17 @@ pub(crate) struct S3Options {
     /// S3-compatible endpoint URL (R2, MinIO, Storj's gateway, ...).
     #[arg(long, value_name = "URL")]
     pub endpoint: Option<String>,
+    /// Upload only part of the tree: `blobs`, for the origin another host's `--blobs-url`
+    /// redirects to (same keys, same skip-what-exists).
+    #[arg(long, value_enum, value_name = "PART")]
+    pub only: Option<Part>,
+}
+
+/// What `--only` uploads.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Part {
+    Blobs,
 }
 
 pub(crate) struct S3Settings {
@@ -42,6 +53,7 @@ pub(crate) struct S3Settings {
     /// Empty, or `segment/.../` with a trailing slash: keys are prefix + path.
     pub prefix: String,
     pub endpoint: Option<String>,
+    pub only_blobs: bool,
 }
 
 impl Host for S3 {
@@ -67,6 +79,7 @@ impl Host for S3 {
             bucket,
             prefix,
             endpoint: o.endpoint,
+            only_blobs: o.only == Some(Part::Blobs),
         })
     }
 
@@ -77,15 +90,21 @@ impl Host for S3 {
             "endpoint": settings.endpoint,
             "index_cache_control": ctx.common.tag_cache(),
         });
-        let text =
-            upload::render_script(registry, ctx.templates, "s3.sh.tera", store, |p: &Phase| {
+        let text = upload::render_script(
+            registry,
+            ctx.templates,
+            "s3.sh.tera",
+            store,
+            settings.only_blobs,
+            |p: &Phase| {
                 vec![
                     "--content-type".into(),
                     p.content_type.into(),
                     "--cache-control".into(),
                     p.cache_control(ctx.common),
                 ]
-            })?;
+            },
+        )?;
         Ok(vec![text])
     }
 }

@@ -53,6 +53,7 @@ impl Host for Storj {
             ctx.templates,
             "storj.sh.tera",
             store,
+            false,
             |p: &Phase| vec!["--metadata".into(), metadata(p)],
         )?;
         Ok(vec![text])

@@ -180,15 +180,20 @@ fn levels(repo: &Repository) -> Result<HashMap<&Digest, usize>> {
 /// Renders a store's script: `template` defines the store's commands and
 /// includes the shared driver; `store` is its own settings (bucket, ...);
 /// `upload_args` gives each phase's options for the store's upload command
-/// (its headers), one shell word each.
+/// (its headers), one shell word each. With `only_blobs` the plan is the blob phase alone:
+/// the origin another host's `--blobs-url` redirects to.
 pub(crate) fn render_script(
     registry: &Registry,
     templates: &Templates,
     template: &str,
     store: Value,
+    only_blobs: bool,
     upload_args: impl Fn(&Phase) -> Vec<String>,
 ) -> Result<String> {
-    let plan = plan(registry)?;
+    let mut plan = plan(registry)?;
+    if only_blobs {
+        plan.phases.truncate(1);
+    }
     let Some(tree) = registry.root.to_str() else {
         bail!(
             "{} is not UTF-8; the script could not name it",
@@ -216,6 +221,7 @@ pub(crate) fn render_script(
         // linksharing serve for `/v2/` (their index document).
         "index": layout::index_file(),
         "phase_count": phases.len(),
+        "only_blobs": only_blobs,
         "object_count": plan.object_count(),
         "phases": phases,
     });

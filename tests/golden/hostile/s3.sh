@@ -165,6 +165,10 @@ phase 10 'tags (application/vnd.oci.image.index.v1+json)' all '--content-type' '
 phase 11 'tags/list, _catalog, /v2/ and error bodies (application/json)' all '--content-type' 'application/json' '--cache-control' 'public, max-age=300'
 finish_upload
 echo "done: $uploaded objects uploaded, $skipped already there"
+# When another host serves the manifests with --blobs-url pointing here, upload the blobs
+# (`--only blobs`) before deploying that site: a client must never see a manifest whose
+# blobs are not there yet. Within this store the phases above keep the same order.
+echo "order across two origins: blobs here first, then the site that redirects to them"
 exit 0
 
 # ---- The plan -----------------------------------------------------------------------------------

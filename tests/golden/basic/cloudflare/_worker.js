@@ -23,6 +23,8 @@ const [DOCKER_V2, DOCKER_LIST, OCI_MANIFEST, OCI_INDEX, SCHEMA1_SIGNED, SCHEMA1]
 const ERRORS = {"blob_unknown":"{\"errors\":[{\"code\":\"BLOB_UNKNOWN\",\"detail\":null,\"message\":\"blob unknown to registry\"}]}","manifest_unknown":"{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\",\"detail\":null,\"message\":\"manifest unknown\"}]}","name_unknown":"{\"errors\":[{\"code\":\"NAME_UNKNOWN\",\"detail\":null,\"message\":\"repository name not known to registry\"}]}","unsupported":"{\"errors\":[{\"code\":\"UNSUPPORTED\",\"detail\":null,\"message\":\"The operation is unsupported.\"}]}"};
 const TAG_CACHE = "public, max-age=300";
 const IMMUTABLE = "public, max-age=31536000, immutable";
+// Where blobs live when not in this site (`--blobs-url`), or null.
+const BLOBS_URL = null;
 
 export default {
   async fetch(request, env) {
@@ -89,6 +91,12 @@ async function manifest(request, env, url, path, digest) {
 }
 
 async function blob(request, env, url, path, digest) {
+  // The site holds no blobs: every blob request answers 307 to the origin that does
+  // (clients follow up to 10 redirects). The worker has no table of blobs, so a blob
+  // the registry lacks is the origin's miss, not BLOB_UNKNOWN here.
+  if (BLOBS_URL !== null) {
+    return respond(request, 307, "", { ...API, Location: BLOBS_URL + path, "Docker-Content-Digest": digest });
+  }
   const res = await asset(env, url, path);
   if (!res) return miss(request, "BLOB_UNKNOWN");
   const headers = {
