@@ -946,7 +946,7 @@ fn blobs_url_is_refused_where_blobs_cannot_be_redirected_and_checked_everywhere(
     )
     .unwrap();
     nginx(&f.tree())
-        .stdout_contains(&format!("return 307 {BLOBS}$uri;"))
+        .stdout_contains(format!("return 307 {BLOBS}$uri;"))
         .run();
     Case::new()
         .tree(f.tree())
