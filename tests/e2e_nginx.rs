@@ -58,6 +58,7 @@ fn nginx_serves_the_sound_part_of_a_hostile_tree_and_nothing_else() {
 #[test]
 fn nginx_accepts_the_config_from_a_hostile_tree() {
     let f = fixture::build("hostile", &[]);
+    run_bin_ok(["prepare", f.tree().to_str().unwrap()], f.dir.path());
     let conf = f.dir.join("registry.conf");
     run_bin_ok(
         [
