@@ -26,6 +26,9 @@ pub(crate) enum Command {
     /// Add what hosts need (digest-addressed manifests, tags/list, _catalog, /v2/ and error
     /// bodies); idempotent, never touches anything else.
     Prepare(TreeArgs),
+    /// Check a deployed registry from the outside, as clients see it: every route of TREE, or
+    /// what /v2/_catalog leads to (exit 0 clean, 1 failures, 2 usage or network error).
+    Probe(crate::probe::ProbeArgs),
 }
 
 /// The whole command line: the commands above plus one per host.

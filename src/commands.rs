@@ -31,6 +31,11 @@ pub(crate) fn run(matches: &clap::ArgMatches) -> Result<Outcome> {
         Command::Import(args) => run_import(&args),
         Command::Check(args) => run_check(&args),
         Command::Prepare(args) => run_prepare(&args),
+        Command::Probe(args) => Ok(if crate::probe::run(&args)? {
+            Outcome::Clean
+        } else {
+            Outcome::Problems
+        }),
     }
 }
 

@@ -10,6 +10,8 @@
 //! - the model: [`model`] and its [`routes`] view (every path a host answers);
 //! - stages over the tree: [`scan`], [`prepare`], [`check`], [`import`], [`site`] (a
 //!   deployable copy without blobs);
+//! - over a deployment: [`probe`] (a served registry checked from outside, against the tree's
+//!   routes or by discovery);
 //! - rendering: [`templates`], [`settings`], and [`hosts`] (the host table);
 //! - the surface: [`cli`] and [`commands`], which run any host through one path.
 
@@ -27,6 +29,7 @@ mod model;
 mod output;
 mod parallel;
 mod prepare;
+mod probe;
 mod problem;
 mod routes;
 mod scan;

@@ -17,10 +17,10 @@ use crate::support::s3::{Moto, ScriptRun, run_script};
 use crate::support::{Containerd, Dockerd, Nginx, free_port, run_bin_ok};
 
 /// Not `v2`: moto (like S3) refuses it, and a path-style URL would read ambiguously.
-const BUCKET: &str = "registry";
+pub(crate) const BUCKET: &str = "registry";
 
 /// A fixture (`basic`, `runnable`), prepared, and an s3 upload script for it pointed at moto.
-fn prepared(moto: &Moto, kind: &str, prefix: Option<&str>) -> (Fixture, PathBuf) {
+pub(crate) fn prepared(moto: &Moto, kind: &str, prefix: Option<&str>) -> (Fixture, PathBuf) {
     let f = fixture::build(kind, &[]);
     let tree = f.tree();
     run_bin_ok(["prepare", tree.to_str().unwrap()], f.dir.path());
@@ -151,7 +151,7 @@ fn run_and_kill(moto: &Moto, script: &Path, after: usize, log: PathBuf) -> Strin
 /// An nginx that puts the bucket (under `root`, e.g. `/registry`) at the root of a host, as a
 /// CDN or proxy in front of a bucket does: misses become the registry's JSON errors (the bodies
 /// the script uploaded), and it adds the API-version header S3 cannot store.
-fn proxy(f: &Fixture, moto: &Moto, root: &str) -> Nginx {
+pub(crate) fn proxy(f: &Fixture, moto: &Moto, root: &str) -> Nginx {
     let port = free_port();
     let up = moto.endpoint();
     let miss = |code: &str| {

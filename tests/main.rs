@@ -31,6 +31,8 @@ mod e2e_netlify;
 #[cfg(feature = "e2e")]
 mod e2e_nginx;
 #[cfg(feature = "e2e")]
+mod e2e_probe;
+#[cfg(feature = "e2e")]
 mod e2e_reference;
 #[cfg(feature = "e2e")]
 mod e2e_s3;

@@ -28,6 +28,8 @@ pub mod s3;
 #[cfg(feature = "e2e")]
 pub mod servers;
 #[cfg(feature = "e2e")]
+pub mod static_host;
+#[cfg(feature = "e2e")]
 pub mod tools;
 
 use std::ffi::OsStr;
