@@ -138,7 +138,10 @@ impl<H: Host> AnyHost for Entry<H> {
             Shape::Directory(_) => "DIR",
             _ => "FILE",
         };
+        // `augment_args` sets the options struct's doc comment as the command's about; the
+        // host's own line goes last so `--help` shows it.
         H::Options::augment_args(cmd)
+            .about(H::ABOUT)
             .mut_arg("output", |a| a.help(H::OUTPUT_HELP).value_name(value_name))
     }
 
