@@ -11,8 +11,8 @@
 //! are not routes). What a host checks at generation time only is planted only before.
 
 use crate::support::fixture::{self, Fixture, sha256};
-use crate::support::servers::{Apache, ApacheSite, Caddy};
-use crate::support::{Nginx, Wrangler, daemon::Daemon, free_port, http, run_bin, run_bin_ok};
+use crate::support::servers::{Apache, ApacheSite, Caddy, PlainStatic};
+use crate::support::{Nginx, Wrangler, free_port, http, run_bin, run_bin_ok};
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -672,22 +672,10 @@ fn start_worker(f: &Fixture) -> Served {
 
 /// The control: Python's static file server on the tree, which knows nothing of registries.
 fn start_plain_static_server(f: &Fixture) -> Served {
-    let port = free_port();
-    let mut cmd = std::process::Command::new("python3");
-    cmd.args([
-        "-m",
-        "http.server",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-    ])
-    .arg("--directory")
-    .arg(f.tree());
-    let mut daemon = Daemon::spawn("python3 -m http.server", &mut cmd, &f.dir.join("py.log"));
-    daemon.wait_for_port(port, Duration::from_secs(20));
+    let server = PlainStatic::start(&f.tree(), &f.dir.join("py.log"));
     Served {
-        port,
-        _guard: Box::new(daemon),
+        port: server.port(),
+        _guard: Box::new(server),
     }
 }
 

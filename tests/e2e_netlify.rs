@@ -10,7 +10,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 /// Asks Netlify's parsers which headers apply to each path.
-fn netlify_answer(dir: &std::path::Path, paths: &[String]) -> Value {
+pub(crate) fn netlify_answer(dir: &std::path::Path, paths: &[String]) -> Value {
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js/netlify_rules.mjs");
     let modules = node_bin("wrangler")

@@ -19,6 +19,8 @@ mod data_safety;
 #[cfg(feature = "e2e")]
 mod e2e_apache;
 #[cfg(feature = "e2e")]
+mod e2e_blobs;
+#[cfg(feature = "e2e")]
 mod e2e_caddy;
 #[cfg(feature = "e2e")]
 mod e2e_cloudflare;

@@ -256,3 +256,36 @@ fn caddy_validate(dir: &TempDir, conf: &Path) -> (bool, String) {
     );
     (out.status.success(), text)
 }
+
+/// Python's static file server on `dir` (it knows nothing of registries): the hostile-request
+/// control, and a plain origin for blobs redirected with `--blobs-url`. Killed on drop.
+pub struct PlainStatic {
+    _daemon: Daemon,
+    port: u16,
+}
+
+impl PlainStatic {
+    pub fn start(dir: &Path, log: &Path) -> PlainStatic {
+        let port = super::free_port();
+        let mut cmd = Command::new("python3");
+        cmd.args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .arg("--directory")
+        .arg(dir);
+        let mut daemon = Daemon::spawn("python3 -m http.server", &mut cmd, log);
+        daemon.wait_for_port(port, Duration::from_secs(20));
+        PlainStatic {
+            _daemon: daemon,
+            port,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
