@@ -9,7 +9,6 @@ use crate::support::matrix::{assert_crane, assert_every_client_with_blobs_elsewh
 use crate::support::registry::assert_clients;
 use crate::support::servers::{Apache, ApacheSite, Caddy, PlainStatic};
 use crate::support::{Containerd, Dockerd, Nginx, Wrangler, free_port, http, run_bin_ok};
-use std::fs;
 use std::path::Path;
 
 const LARGE_MIB: &str = "40";
