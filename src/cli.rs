@@ -29,6 +29,17 @@ pub(crate) enum Command {
     /// Check a deployed registry from the outside, as clients see it: every route of TREE, or
     /// what /v2/_catalog leads to (exit 0 clean, 1 failures, 2 usage or network error).
     Probe(crate::probe::ProbeArgs),
+    /// Print the value of the Pages secret REGISTRISH_CREDENTIALS for `cloudflare --private`:
+    /// one salted PBKDF2-SHA256 entry per USER, whose passwords are read from standard input,
+    /// one line each, in order (pipe it to `wrangler pages secret put REGISTRISH_CREDENTIALS`).
+    CloudflareCredentials(CredentialsArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct CredentialsArgs {
+    /// The users, each given a password line on standard input.
+    #[arg(required = true, value_name = "USER")]
+    pub users: Vec<String>,
 }
 
 /// The whole command line: the commands above plus one per host.

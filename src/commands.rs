@@ -11,7 +11,7 @@ use crate::problem::{Kind, Problem, Severity};
 use crate::settings::{self, Common, CommonArgs, FileConfig, TreeArgs};
 use crate::templates::Templates;
 use crate::{check, prepare, routes, scan};
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 /// What a successful run ended with.
 #[derive(Debug, PartialEq, Eq)]
@@ -36,7 +36,35 @@ pub(crate) fn run(matches: &clap::ArgMatches) -> Result<Outcome> {
         } else {
             Outcome::Problems
         }),
+        Command::CloudflareCredentials(args) => run_credentials(&args),
     }
+}
+
+/// The Pages secret: passwords from stdin (never from argv, which other users can read in
+/// the process list), one fresh salt each.
+fn run_credentials(args: &crate::cli::CredentialsArgs) -> Result<Outcome> {
+    use std::io::BufRead;
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    let mut entries = Vec::new();
+    for user in &args.users {
+        let Some(line) = lines.next() else {
+            bail!("no password line on standard input for {user}");
+        };
+        let password = line.context("cannot read a password from standard input")?;
+        if password.is_empty() {
+            bail!("the password for {user} is empty");
+        }
+        let salt = crate::auth::random_salt()?;
+        entries.push(crate::auth::pbkdf2_entry(
+            user,
+            password.as_bytes(),
+            &salt,
+            crate::auth::PBKDF2_ITERATIONS,
+        )?);
+    }
+    println!("{}", entries.join(" "));
+    Ok(Outcome::Clean)
 }
 
 /// `registrish.toml`, with every host's section checked against its options.
@@ -82,6 +110,30 @@ pub(crate) fn run_host<H: Host>(args: CommonArgs, flags: H::Options) -> Result<O
         // `[blobs] url` in the settings file is for the hosts that redirect.
         common.blobs_url = None;
     }
+    if common.htpasswd.is_some() {
+        if !H::HTPASSWD {
+            if args.htpasswd.is_some() || H::NAME == "cloudflare" || H::NAME == "netlify" {
+                bail!(
+                    "{}: {}",
+                    H::NAME,
+                    match H::NAME {
+                        "cloudflare" =>
+                            "Pages cannot read an htpasswd file: the worker checks PBKDF2 entries from a Pages secret; use `cloudflare --private` and `registrish-gen cloudflare-credentials USER`",
+                        "netlify" =>
+                            "Netlify's Basic-Auth header rules hold clear-text passwords in the deployed _headers (Pro plans and above), so registrish-gen does not offer a private registry there; serve it from nginx, Apache, Caddy or Pages",
+                        _ =>
+                            "an upload script cannot make a bucket private: its policy (or the CDN in front) must; --htpasswd is for nginx, apache and caddy",
+                    }
+                );
+            }
+            // `[auth]` in the settings file is for the hosts that check credentials.
+            common.htpasswd = None;
+        } else if common.blobs_url.is_some() {
+            bail!(
+                "--htpasswd with --blobs-url: clients send no credentials to another origin, so the blobs there would be public; serve a private registry's blobs from this host"
+            );
+        }
+    }
     let from_file: H::Options = settings::from_section(file.section(H::NAME))?;
     let options = settings::merge(&flags, &from_file)?;
     let templates = Templates::load(common.templates.as_deref(), H::TEMPLATES)?;
@@ -123,6 +175,17 @@ pub(crate) fn run_host<H: Host>(args: CommonArgs, flags: H::Options) -> Result<O
     let settings = H::settings(options, &flags, &registry)?;
     let mut problems = registry.problems.clone();
     problems.extend(host_problems);
+    if let Some(h) = common
+        .htpasswd
+        .as_ref()
+        .filter(|h| h.is_inside(&registry.root))
+    {
+        problems.push(Problem::error(
+            h.path.to_string_lossy().into_owned(),
+            Kind::CredentialsInTree,
+            "the credentials file is inside TREE, where a host could serve it: move it out",
+        ));
+    }
     let pending = not_prepared(&registry);
     if problems
         .iter()

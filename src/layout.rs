@@ -85,14 +85,17 @@ pub(crate) enum ErrorCode {
     NameUnknown,
     /// Any method but GET and HEAD: the registry is read-only (answered with 405).
     Unsupported,
+    /// No or wrong credentials on a private registry (answered with 401 and the challenge).
+    Unauthorized,
 }
 
 impl ErrorCode {
-    pub(crate) const ALL: [ErrorCode; 4] = [
+    pub(crate) const ALL: [ErrorCode; 5] = [
         ErrorCode::ManifestUnknown,
         ErrorCode::BlobUnknown,
         ErrorCode::NameUnknown,
         ErrorCode::Unsupported,
+        ErrorCode::Unauthorized,
     ];
 
     pub(crate) fn code(self) -> &'static str {
@@ -101,6 +104,7 @@ impl ErrorCode {
             ErrorCode::BlobUnknown => "BLOB_UNKNOWN",
             ErrorCode::NameUnknown => "NAME_UNKNOWN",
             ErrorCode::Unsupported => "UNSUPPORTED",
+            ErrorCode::Unauthorized => "UNAUTHORIZED",
         }
     }
 
@@ -111,6 +115,7 @@ impl ErrorCode {
             ErrorCode::NameUnknown => "repository name not known to registry",
             // distribution's wording for UNSUPPORTED.
             ErrorCode::Unsupported => "The operation is unsupported.",
+            ErrorCode::Unauthorized => "authentication required",
         }
     }
 

@@ -4,7 +4,7 @@
 //!
 //! The modules by layer; each uses only the layers above it:
 //! - leaves: [`grammar`] (names, tags, digests and their types), [`address`]
-//!   (listen addresses, server names, roots), [`media`]
+//!   (listen addresses, server names, roots), [`auth`] (credentials), [`media`]
 //!   (manifest types), [`digest`] (hashing), [`layout`] (the paths of a served
 //!   tree), [`problem`], [`parallel`], [`output`] (where results go);
 //! - the model: [`model`] and its [`routes`] view (every path a host answers);
@@ -16,6 +16,7 @@
 //! - the surface: [`cli`] and [`commands`], which run any host through one path.
 
 mod address;
+mod auth;
 mod check;
 mod cli;
 mod commands;

@@ -33,6 +33,7 @@ pub enum Kind {
     SymlinkDirectory,
     SymlinkInside,
     SpecialFile,
+    CredentialsInTree,
     CaseCollision,
     NotPrepared,
     FileTooLarge,
@@ -65,6 +66,7 @@ impl Kind {
             Kind::SymlinkDirectory => "symlink-directory",
             Kind::SymlinkInside => "symlink-inside",
             Kind::SpecialFile => "special-file",
+            Kind::CredentialsInTree => "credentials-in-tree",
             Kind::CaseCollision => "case-collision",
             Kind::NotPrepared => "not-prepared",
             Kind::FileTooLarge => "file-too-large",
@@ -91,6 +93,7 @@ impl Kind {
                 | Kind::LineTooLong
                 | Kind::ForeignConfig
                 | Kind::NotRegular
+                | Kind::CredentialsInTree
         )
     }
 }

@@ -6,6 +6,7 @@
 //! to a default in a committed config).
 
 use crate::address::BlobsUrl;
+use crate::auth::{DEFAULT_REALM, Htpasswd, Realm};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde::Deserialize;
@@ -54,6 +55,13 @@ pub(crate) struct CommonArgs {
     /// any static origin holding the same keys); manifests, lists and errors stay here.
     #[arg(long, value_name = "URL")]
     pub blobs_url: Option<String>,
+    /// Private registry: every path under /v2/ needs credentials from this htpasswd file
+    /// (bcrypt entries only; outside TREE). nginx, apache and caddy.
+    #[arg(long, value_name = "FILE")]
+    pub htpasswd: Option<PathBuf>,
+    /// The realm of the Basic challenge (default: registry).
+    #[arg(long, value_name = "REALM")]
+    pub realm: Option<String>,
 }
 
 /// The shared part of `registrish.toml`.
@@ -66,6 +74,17 @@ struct Shared {
     cache: CacheConfig,
     #[serde(default)]
     blobs: BlobsConfig,
+    #[serde(default)]
+    auth: AuthConfig,
+}
+
+/// `[auth]`: a private registry's credentials.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuthConfig {
+    /// Relative to the settings file.
+    pub htpasswd: Option<PathBuf>,
+    pub realm: Option<String>,
 }
 
 /// `[blobs]`: where blobs are served from when not from this host.
@@ -89,6 +108,7 @@ pub(crate) struct FileConfig {
     pub templates: Option<PathBuf>,
     pub cache: CacheConfig,
     pub blobs: BlobsConfig,
+    pub auth: AuthConfig,
     sections: toml::Table,
 }
 
@@ -108,6 +128,7 @@ impl FileConfig {
             templates: shared.templates,
             cache: shared.cache,
             blobs: shared.blobs,
+            auth: shared.auth,
             sections,
         })
     }
@@ -124,6 +145,7 @@ impl FileConfig {
                 let mut config = FileConfig::parse(&text, hosts)
                     .with_context(|| format!("invalid settings in {}", path.display()))?;
                 config.templates = config.templates.map(|t| base.join(t));
+                config.auth.htpasswd = config.auth.htpasswd.map(|h| base.join(h));
                 Ok(config)
             }
             Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
@@ -190,6 +212,10 @@ pub(crate) struct Common {
     pub output: Option<PathBuf>,
     /// Where blob requests are redirected (`--blobs-url`, else `[blobs] url`).
     pub blobs_url: Option<BlobsUrl>,
+    /// The htpasswd file of a private registry (`--htpasswd`, else `[auth] htpasswd`), read.
+    pub htpasswd: Option<Htpasswd>,
+    /// The Basic challenge's realm.
+    pub realm: Realm,
 }
 
 impl Common {
@@ -200,6 +226,18 @@ impl Common {
             .or(file.blobs.url.as_deref())
             .map(BlobsUrl::parse)
             .transpose()?;
+        let htpasswd = args
+            .htpasswd
+            .as_deref()
+            .or(file.auth.htpasswd.as_deref())
+            .map(Htpasswd::load)
+            .transpose()?;
+        let realm = Realm::parse(
+            args.realm
+                .as_deref()
+                .or(file.auth.realm.as_deref())
+                .unwrap_or(DEFAULT_REALM),
+        )?;
         Ok(Common {
             tree: args.tree.tree.clone(),
             templates: args.templates.clone().or_else(|| file.templates.clone()),
@@ -212,7 +250,16 @@ impl Common {
             check: args.check.clone(),
             output: args.output.clone(),
             blobs_url,
+            htpasswd,
+            realm,
         })
+    }
+
+    /// The htpasswd file's absolute path, for the configs that read it.
+    pub(crate) fn htpasswd_path(&self) -> Option<String> {
+        self.htpasswd
+            .as_ref()
+            .map(|h| h.path.to_string_lossy().into_owned())
     }
 
     pub(crate) fn tag_cache(&self) -> String {

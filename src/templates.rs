@@ -86,6 +86,8 @@ impl Templates {
         tera.register_filter("host_port", host_port_filter);
         tera.register_filter("js_regex", js_regex_filter);
         tera.register_filter("backquoted", backquoted_filter);
+        tera.register_filter("double_quoted", double_quoted_filter);
+        tera.register_filter("base64_token", base64_token_filter);
         Ok(Templates { tera })
     }
 
@@ -184,6 +186,35 @@ fn map_entry_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<V
         return Err(tera::Error::msg(format!("refusing map entry {s:?}")));
     }
     Ok(value.clone())
+}
+
+/// A base64 string (a Caddy password hash): its alphabet and padding only.
+fn base64_token_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    let s = as_str(value, "base64_token")?;
+    if !made_of(s.trim_end_matches('='), b"+/") {
+        return Err(tera::Error::msg(format!(
+            "refusing {:?}: not base64",
+            crate::problem::printable(s)
+        )));
+    }
+    Ok(value.clone())
+}
+
+/// Words and spaces inside double quotes (a realm): letters, digits, space and `. _ -` only,
+/// which no config or script reads as syntax inside quotes.
+fn double_quoted_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    let s = as_str(value, "double_quoted")?;
+    if s.is_empty()
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'.' | b'_' | b'-'))
+    {
+        return Err(tera::Error::msg(format!(
+            "refusing to quote {:?}: only letters, digits, spaces and . _ -",
+            crate::problem::printable(s)
+        )));
+    }
+    Ok(Value::String(format!("\"{s}\"")))
 }
 
 /// A filesystem path inside double quotes: nginx and Caddy expand `$` and

@@ -55,6 +55,7 @@ fn expected_keys(f: &Fixture) -> (BTreeSet<String>, BTreeSet<String>) {
         "v2/_errors/blob_unknown.json",
         "v2/_errors/name_unknown.json",
         "v2/_errors/unsupported.json",
+        "v2/_errors/unauthorized.json",
     ]
     .into_iter()
     .map(String::from)

@@ -169,6 +169,7 @@ fn expected_objects(f: &Fixture) -> BTreeMap<String, (String, bool)> {
         "v2/_errors/blob_unknown.json",
         "v2/_errors/name_unknown.json",
         "v2/_errors/unsupported.json",
+        "v2/_errors/unauthorized.json",
     ] {
         out.insert(path.to_string(), (JSON.to_string(), false));
     }

@@ -19,7 +19,16 @@ fn host_commands() -> Vec<String> {
             let Some(word) = line.split_whitespace().next() else {
                 break;
             };
-            if !["import", "check", "prepare", "probe", "help"].contains(&word) {
+            if ![
+                "import",
+                "check",
+                "prepare",
+                "probe",
+                "cloudflare-credentials",
+                "help",
+            ]
+            .contains(&word)
+            {
                 out.push(word.to_string());
             }
         }

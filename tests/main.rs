@@ -33,6 +33,8 @@ mod e2e_netlify;
 #[cfg(feature = "e2e")]
 mod e2e_nginx;
 #[cfg(feature = "e2e")]
+mod e2e_private;
+#[cfg(feature = "e2e")]
 mod e2e_probe;
 #[cfg(feature = "e2e")]
 mod e2e_reference;

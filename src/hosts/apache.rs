@@ -73,6 +73,7 @@ impl Host for Apache {
     const OUTPUT: Shape = Shape::Stdout;
     const OUTPUT_HELP: &'static str = "Write to FILE atomically instead of standard output.";
     const BLOBS_URL: bool = true;
+    const HTPASSWD: bool = true;
     type Options = ApacheOptions;
     type Settings = ApacheSettings;
 
@@ -332,6 +333,9 @@ fn render(registry: &Registry, settings: &ApacheSettings, ctx: &Ctx) -> Result<S
         "root": settings.root_path,
         "tag_max_age": ctx.common.tag_max_age,
         "blobs_url": ctx.common.blobs_url.as_ref().map(|u| u.as_str()),
+        "auth": ctx.common.htpasswd.is_some(),
+        "htpasswd": ctx.common.htpasswd_path(),
+        "realm": ctx.common.realm.as_str(),
         "immutable_max_age": ctx.common.immutable_max_age,
         "media_types": MediaType::ALL.iter().map(|t| [t.code().to_string(), t.as_str().to_string()]).collect::<Vec<_>>(),
         "repository_count": registry.repositories.len(),

@@ -62,6 +62,7 @@ impl Host for Caddy {
     const OUTPUT: Shape = Shape::Stdout;
     const OUTPUT_HELP: &'static str = "Write to FILE atomically instead of standard output.";
     const BLOBS_URL: bool = true;
+    const HTPASSWD: bool = true;
     type Options = CaddyOptions;
     type Settings = CaddySettings;
 
@@ -161,6 +162,12 @@ fn render(registry: &Registry, settings: &CaddySettings, ctx: &Ctx) -> Result<St
         "root": settings.root_path,
         "tag_max_age": ctx.common.tag_max_age,
         "blobs_url": ctx.common.blobs_url.as_ref().map(|u| u.as_str()),
+        "auth": ctx.common.htpasswd.is_some(),
+        "htpasswd": ctx.common.htpasswd_path(),
+        "realm": ctx.common.realm.as_str(),
+        // Caddy cannot read an htpasswd file: the config holds each user's bcrypt hash,
+        // base64-encoded as Caddy 2.6's basicauth takes it.
+        "users": ctx.common.htpasswd.iter().flat_map(|h| &h.entries).map(|e| [e.user.clone(), crate::auth::base64(e.hash.as_bytes())]).collect::<Vec<_>>(),
         "immutable_max_age": ctx.common.immutable_max_age,
         "media_types": MediaType::ALL.iter().map(|t| [t.code().to_string(), t.as_str().to_string()]).collect::<Vec<_>>(),
         "repositories": registry.repositories.keys().collect::<Vec<_>>(),

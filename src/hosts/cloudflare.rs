@@ -41,6 +41,11 @@ pub(crate) struct CloudflareOptions {
     /// Most files the Pages plan allows (Free: 20000).
     #[arg(long, value_name = "N")]
     pub max_files: Option<u64>,
+    /// Private registry: the worker asks for credentials on every path under /v2/ and checks
+    /// them against the Pages secret REGISTRISH_CREDENTIALS (`registrish-gen
+    /// cloudflare-credentials USER` prints its value).
+    #[arg(long, num_args = 0, default_missing_value = "true", value_name = "")]
+    pub private: Option<bool>,
 }
 
 impl Host for Cloudflare {
@@ -53,7 +58,8 @@ impl Host for Cloudflare {
     const OUTPUT_HELP: &'static str = "The Pages output directory to write into (default: TREE).";
     const BLOBS_URL: bool = true;
     type Options = CloudflareOptions;
-    type Settings = ();
+    /// Whether the registry is private.
+    type Settings = bool;
 
     /// File sizes are Pages limits.
     fn scan_options(_: &CloudflareOptions) -> crate::scan::Options {
@@ -63,8 +69,8 @@ impl Host for Cloudflare {
         }
     }
 
-    fn settings(_: CloudflareOptions, _: &CloudflareOptions, _: &Registry) -> Result<()> {
-        Ok(())
+    fn settings(o: CloudflareOptions, _: &CloudflareOptions, _: &Registry) -> Result<bool> {
+        Ok(o.private.unwrap_or(false))
     }
 
     /// Everything Pages cannot host or serve: files over 25 MiB, more files
@@ -95,13 +101,20 @@ impl Host for Cloudflare {
         problems
     }
 
-    fn render(_registry: &Registry, _: &(), ctx: &Ctx) -> Result<Vec<String>> {
+    fn render(_registry: &Registry, private: &bool, ctx: &Ctx) -> Result<Vec<String>> {
+        if *private && ctx.common.blobs_url.is_some() {
+            anyhow::bail!(
+                "--private with --blobs-url: clients send no credentials to another origin, so the blobs there would be public"
+            );
+        }
         let context = json!({
             "media_types": MediaType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
             "errors": layout::error_bodies(),
             "max_manifest_bytes": MAX_MANIFEST_BYTES,
             "tag_max_age": ctx.common.tag_max_age,
             "blobs_url": ctx.common.blobs_url.as_ref().map(|u| u.as_str()),
+            "private": private,
+            "realm": ctx.common.realm.as_str(),
             "immutable_max_age": ctx.common.immutable_max_age,
         });
         let worker = ctx

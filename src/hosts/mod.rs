@@ -63,6 +63,8 @@ pub(crate) trait Host: 'static {
     const OUTPUT_HELP: &'static str;
     /// Whether it can answer blob requests with a redirect (`--blobs-url`).
     const BLOBS_URL: bool = false;
+    /// Whether it can require credentials from an htpasswd file (`--htpasswd`).
+    const HTPASSWD: bool = false;
     /// Its flags and its `registrish.toml` section, in one struct.
     type Options: clap::Args
         + clap::FromArgMatches

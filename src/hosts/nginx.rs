@@ -62,6 +62,7 @@ impl Host for Nginx {
     const OUTPUT: Shape = Shape::Stdout;
     const OUTPUT_HELP: &'static str = "Write to FILE atomically instead of standard output.";
     const BLOBS_URL: bool = true;
+    const HTPASSWD: bool = true;
     type Options = NginxOptions;
     type Settings = NginxSettings;
 
@@ -187,6 +188,9 @@ fn render(registry: &Registry, settings: &NginxSettings, ctx: &Ctx) -> Result<St
         "ssl_certificate_key": settings.tls.as_ref().map(|t| t.1.clone()),
         "tag_max_age": common.tag_max_age,
         "blobs_url": common.blobs_url.as_ref().map(|u| u.as_str()),
+        "auth": common.htpasswd.is_some(),
+        "htpasswd": common.htpasswd_path(),
+        "realm": common.realm.as_str(),
         "immutable_max_age": common.immutable_max_age,
         "map_hash_max_size": map_hash_max_size,
         "map_hash_bucket_size": map_hash_bucket_size,

@@ -123,11 +123,19 @@ pub struct Wrangler {
 
 impl Wrangler {
     pub fn start(site: &Path, port: u16) -> Wrangler {
+        Wrangler::start_with_bindings(site, port, &[])
+    }
+
+    /// The same, with `--binding KEY=VALUE` for each pair (how `pages dev` takes what a
+    /// deployment holds as secrets).
+    pub fn start_with_bindings(site: &Path, port: u16, bindings: &[(&str, &str)]) -> Wrangler {
         let dir = TempDir::new("wrangler");
         let mut cmd = Command::new(super::node_bin("wrangler"));
-        cmd.args(["pages", "dev"])
-            .arg(site)
-            .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
+        cmd.args(["pages", "dev"]).arg(site);
+        for (key, value) in bindings {
+            cmd.arg("--binding").arg(format!("{key}={value}"));
+        }
+        cmd.args(["--ip", "127.0.0.1", "--port", &port.to_string()])
             .args(["--compatibility-date", "2024-01-01", "--log-level", "info"])
             // Each instance its own devtools port: the default, 9229, is shared, and two
             // wranglers started at once (tests run in parallel) race for it.

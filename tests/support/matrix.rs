@@ -651,3 +651,211 @@ pub fn assert_push_refused(port: u16, f: &Fixture, dockerd: &Dockerd) {
         "a push wrote into the tree"
     );
 }
+
+/// A private registry, as each client meets it: without credentials (or with a wrong password)
+/// skopeo is refused; with them `docker login` + pull, `podman pull --creds`, `skopeo --creds`,
+/// `ctr --user`, `crane auth login` + digest, `helm registry login` + pull and `oras login` +
+/// pull all get the builder's digests.
+pub fn assert_clients_with_credentials(
+    port: u16,
+    f: &Fixture,
+    user: &str,
+    password: &str,
+    containerd: &super::Containerd,
+    dockerd: &Dockerd,
+) {
+    let host = format!("127.0.0.1:{port}");
+    let creds = format!("{user}:{password}");
+    let (name, tag) = f.runnable().into_iter().next().expect("a runnable tag");
+    let digest = f.repositories()[&name]["tags"][&tag]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reference = format!("{host}/{name}:{tag}");
+    let image = format!("docker://{reference}");
+    // skopeo: refused without credentials and with a wrong password, the bytes with them.
+    for bad in [
+        None,
+        Some(format!("{user}:wrong")),
+        Some("nobody:x".to_string()),
+    ] {
+        let mut args = vec!["inspect", "--raw", "--tls-verify=false"];
+        if let Some(c) = bad.as_deref() {
+            args.extend(["--creds", c]);
+        }
+        args.push(&image);
+        let out = super::skopeo(&args);
+        let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+        assert!(
+            !out.status.success(),
+            "skopeo {args:?} pulled without credentials"
+        );
+        assert!(
+            err.contains("unauthorized") || err.contains("authentication required"),
+            "skopeo {args:?}: {err}"
+        );
+    }
+    let out = super::skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        "--creds",
+        &creds,
+        &image,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(sha256(&out.stdout), digest, "skopeo --creds {reference}");
+
+    // docker login, then pull.
+    let mut login = dockerd.docker();
+    login
+        .args(["login", &host, "-u", user, "--password-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = login.spawn().expect("docker login");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(password.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "docker login: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (repo_digests, _) = dockerd.pull(&reference);
+    assert!(
+        repo_digests.contains(&format!("{host}/{name}@{digest}")),
+        "docker pull {reference}: {repo_digests:?}"
+    );
+
+    // ctr --user.
+    process::run(containerd.ctr().args([
+        "images",
+        "pull",
+        "--plain-http",
+        "--user",
+        &creds,
+        &reference,
+    ]));
+    assert_eq!(containerd.image_target(&reference), digest, "ctr --user");
+
+    // podman --creds.
+    let dir = TempDir::new("podman-creds");
+    let conf = dir.join("containers.conf");
+    fs::write(&conf, "[containers]\ndefault_ulimits = []\n").unwrap();
+    let mut podman = isolated(Path::new("podman"), dir.path());
+    podman
+        .env_remove("DOCKER_CONFIG")
+        .env("CONTAINERS_CONF", &conf)
+        .arg("--root")
+        .arg(dir.join("root"))
+        .arg("--runroot")
+        .arg(dir.join("runroot"))
+        .args([
+            "--storage-driver",
+            "vfs",
+            "--events-backend",
+            "none",
+            "--cgroup-manager",
+            "cgroupfs",
+            "pull",
+            "--tls-verify=false",
+            "-q",
+            "--creds",
+            &creds,
+            &reference,
+        ]);
+    process::run(&mut podman);
+
+    // crane auth login, then digest.
+    let home = TempDir::new("crane-creds");
+    process::run(
+        isolated(&go_bin("crane"), home.path())
+            .args(["auth", "login", &host, "-u", user, "-p", password]),
+    );
+    let out = process::run(isolated(&go_bin("crane"), home.path()).args([
+        "digest",
+        &reference,
+        "--insecure",
+    ]));
+    assert_eq!(text(&out), digest, "crane digest after crane auth login");
+
+    // helm registry login, then pull.
+    let home = TempDir::new("helm-creds");
+    let helm = |args: &[&str]| {
+        let mut cmd = isolated(&go_bin("helm"), home.path());
+        cmd.env("HELM_CACHE_HOME", home.join("helm-cache"))
+            .env("HELM_CONFIG_HOME", home.join("helm-config"))
+            .env("HELM_DATA_HOME", home.join("helm-data"))
+            .args(args);
+        process::run(&mut cmd)
+    };
+    helm(&[
+        "registry",
+        "login",
+        &host,
+        "--username",
+        user,
+        "--password",
+        password,
+        "--plain-http",
+    ]);
+    let dest = home.join("chart");
+    fs::create_dir_all(&dest).unwrap();
+    helm(&[
+        "pull",
+        &format!("oci://{host}/charts/hello"),
+        "--version",
+        "0.1.0",
+        "--plain-http",
+        "-d",
+        dest.to_str().unwrap(),
+    ]);
+    let chart = &f.repositories()["charts/hello"];
+    let chart_digest = chart["tags"]["0.1.0"]["digest"].as_str().unwrap();
+    let layer = chart["manifests"][chart_digest]["layers"][0]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        sha256(&fs::read(dest.join("hello-0.1.0.tgz")).unwrap()),
+        layer,
+        "helm pull after helm registry login"
+    );
+
+    // oras login, then pull of the artifact.
+    let home = TempDir::new("oras-creds");
+    process::run(isolated(&go_bin("oras"), home.path()).args([
+        "login",
+        &host,
+        "-u",
+        user,
+        "-p",
+        password,
+        "--plain-http",
+    ]));
+    let out_dir = home.join("pulled");
+    fs::create_dir_all(&out_dir).unwrap();
+    process::run(
+        isolated(&go_bin("oras"), home.path())
+            .args([
+                "pull",
+                &format!("{host}/demo/artifact:v1"),
+                "--plain-http",
+                "-o",
+            ])
+            .arg(&out_dir),
+    );
+    assert!(
+        out_dir.join("hello.txt").is_file(),
+        "oras pull after oras login"
+    );
+}

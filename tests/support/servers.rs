@@ -107,6 +107,11 @@ fn write_apache_conf(dir: &TempDir, site: &ApacheSite, port: u16) -> PathBuf {
         "mpm_event",
         "authz_core",
         "authz_host",
+        // Private registries (--htpasswd): Basic authentication from a file.
+        "auth_basic",
+        "authn_core",
+        "authn_file",
+        "authz_user",
         "alias",
         "dir",
         "autoindex",
@@ -151,9 +156,10 @@ fn write_apache_conf(dir: &TempDir, site: &ApacheSite, port: u16) -> PathBuf {
                 format!("Listen 127.0.0.1:{port}"),
                 format!("DocumentRoot \"{t}\""),
                 format!("<Directory \"{t}\">"),
-                // Debian's /var/www defaults, and the override class .htaccess needs.
+                // Debian's /var/www defaults, and the override classes .htaccess needs
+                // (AuthConfig only for a private registry).
                 "    Options Indexes FollowSymLinks".to_string(),
-                "    AllowOverride FileInfo".to_string(),
+                "    AllowOverride FileInfo AuthConfig".to_string(),
                 "    Require all granted".to_string(),
                 "</Directory>".to_string(),
             ]);

@@ -64,8 +64,8 @@ if [ ! -f "$SELF" ]; then
     exit 2
 fi
 awk 'found { print } $0 == "REGISTRISH_PLAN" { found = 1 }' "$SELF" >"$WORK/plan"
-if [ "$(awk 'END { print NR }' "$WORK/plan")" != 56 ]; then
-    echo "error: $SELF does not end with its plan of 56 objects (cut short?)" >&2
+if [ "$(awk 'END { print NR }' "$WORK/plan")" != 57 ]; then
+    echo "error: $SELF does not end with its plan of 57 objects (cut short?)" >&2
     exit 2
 fi
 
@@ -130,7 +130,7 @@ phase() {
     fi
 }
 
-echo "registrish upload: $TREE -> $DEST (56 objects in 10 phases)"
+echo "registrish upload: $TREE -> $DEST (57 objects in 10 phases)"
 
 # Nothing is uploaded unless every file of the plan is in the tree (an unprepared or changed tree).
 if ! (cd "$TREE" && awk '{ print $2 }' "$WORK/plan" | xargs ls -dL -- >/dev/null); then
@@ -209,6 +209,7 @@ REGISTRISH_PLAN
 10 v2/_errors/blob_unknown.json
 10 v2/_errors/manifest_unknown.json
 10 v2/_errors/name_unknown.json
+10 v2/_errors/unauthorized.json
 10 v2/_errors/unsupported.json
 10 v2/charts/hello/tags/list
 10 v2/demo/hello/tags/list

@@ -64,8 +64,8 @@ if [ ! -f "$SELF" ]; then
     exit 2
 fi
 awk 'found { print } $0 == "REGISTRISH_PLAN" { found = 1 }' "$SELF" >"$WORK/plan"
-if [ "$(awk 'END { print NR }' "$WORK/plan")" != 82 ]; then
-    echo "error: $SELF does not end with its plan of 82 objects (cut short?)" >&2
+if [ "$(awk 'END { print NR }' "$WORK/plan")" != 83 ]; then
+    echo "error: $SELF does not end with its plan of 83 objects (cut short?)" >&2
     exit 2
 fi
 
@@ -130,7 +130,7 @@ phase() {
     fi
 }
 
-echo "registrish upload: $TREE -> $DEST (82 objects in 11 phases)"
+echo "registrish upload: $TREE -> $DEST (83 objects in 11 phases)"
 
 # Nothing is uploaded unless every file of the plan is in the tree (an unprepared or changed tree).
 if ! (cd "$TREE" && awk '{ print $2 }' "$WORK/plan" | xargs ls -dL -- >/dev/null); then
@@ -233,6 +233,7 @@ REGISTRISH_PLAN
 11 v2/_errors/blob_unknown.json
 11 v2/_errors/manifest_unknown.json
 11 v2/_errors/name_unknown.json
+11 v2/_errors/unauthorized.json
 11 v2/_errors/unsupported.json
 11 v2/charts/hello/tags/list
 11 v2/demo/badtags/tags/list

@@ -20,11 +20,15 @@ const MAX_MANIFEST_BYTES = 4194304;
 // Media types this registry serves, exactly as registrish-gen knows them.
 const MEDIA_TYPES = ["application/vnd.docker.distribution.manifest.v2+json","application/vnd.docker.distribution.manifest.list.v2+json","application/vnd.oci.image.manifest.v1+json","application/vnd.oci.image.index.v1+json","application/vnd.docker.distribution.manifest.v1+prettyjws","application/vnd.docker.distribution.manifest.v1+json"];
 const [DOCKER_V2, DOCKER_LIST, OCI_MANIFEST, OCI_INDEX, SCHEMA1_SIGNED, SCHEMA1] = MEDIA_TYPES;
-const ERRORS = {"blob_unknown":"{\"errors\":[{\"code\":\"BLOB_UNKNOWN\",\"detail\":null,\"message\":\"blob unknown to registry\"}]}","manifest_unknown":"{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\",\"detail\":null,\"message\":\"manifest unknown\"}]}","name_unknown":"{\"errors\":[{\"code\":\"NAME_UNKNOWN\",\"detail\":null,\"message\":\"repository name not known to registry\"}]}","unsupported":"{\"errors\":[{\"code\":\"UNSUPPORTED\",\"detail\":null,\"message\":\"The operation is unsupported.\"}]}"};
+const ERRORS = {"blob_unknown":"{\"errors\":[{\"code\":\"BLOB_UNKNOWN\",\"detail\":null,\"message\":\"blob unknown to registry\"}]}","manifest_unknown":"{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\",\"detail\":null,\"message\":\"manifest unknown\"}]}","name_unknown":"{\"errors\":[{\"code\":\"NAME_UNKNOWN\",\"detail\":null,\"message\":\"repository name not known to registry\"}]}","unauthorized":"{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"detail\":null,\"message\":\"authentication required\"}]}","unsupported":"{\"errors\":[{\"code\":\"UNSUPPORTED\",\"detail\":null,\"message\":\"The operation is unsupported.\"}]}"};
 const TAG_CACHE = "public, max-age=300";
 const IMMUTABLE = "public, max-age=31536000, immutable";
 // Where blobs live when not in this site (`--blobs-url`), or null.
 const BLOBS_URL = "https://blobs.example.org/mirror";
+// A private registry (`--private`): credentials on every path under /v2/, checked against
+// the Pages secret REGISTRISH_CREDENTIALS.
+const PRIVATE = false;
+const CHALLENGE = 'Basic realm="registry"';
 
 export default {
   async fetch(request, env) {
@@ -34,6 +38,11 @@ export default {
     // other file of the deployed directory is reachable as a static asset.
     if (!path.startsWith("/v2/") && path !== "/v2") {
       return miss(request, "NAME_UNKNOWN");
+    }
+    // Hits and misses alike, /v2/ first: skopeo, podman and crane learn the scheme from
+    // its 401 alone, and no answer may tell a stranger which repositories or tags exist.
+    if (PRIVATE && !(await authorized(request, env))) {
+      return respond(request, 401, ERRORS.unauthorized, { ...API, "WWW-Authenticate": CHALLENGE, "Content-Type": "application/json" });
     }
     if (request.method !== "GET" && request.method !== "HEAD") {
       return respond(request, 405, ERRORS.unsupported, { ...API, Allow: "GET, HEAD", "Content-Type": "application/json" });
@@ -64,6 +73,50 @@ export default {
     return manifest(request, env, url, path, isDigest ? reference : null);
   },
 };
+
+// Authorization headers already checked in this isolate: PBKDF2 costs tens of ms, and a pull
+// sends the same header on every request. Only verified headers are kept, a bounded few.
+const VERIFIED = new Set();
+
+// The secret holds space-separated entries `user:pbkdf2-sha256$<iterations>$<salt hex>$<hash
+// hex>` (`registrish-gen cloudflare-credentials`). No secret, or a malformed one, lets no one in.
+async function authorized(request, env) {
+  const header = request.headers.get("Authorization") || "";
+  if (VERIFIED.has(header)) return true;
+  const m = /^Basic ([A-Za-z0-9+/]+=*)$/.exec(header);
+  if (!m) return false;
+  let decoded;
+  try {
+    decoded = atob(m[1]);
+  } catch {
+    return false;
+  }
+  const colon = decoded.indexOf(":");
+  if (colon < 0) return false;
+  const user = decoded.slice(0, colon);
+  const password = Uint8Array.from(decoded.slice(colon + 1), (c) => c.charCodeAt(0));
+  const entries = String(env.REGISTRISH_CREDENTIALS || "").split(/\s+/).filter(Boolean);
+  // An unknown user costs the same derivation as a known one (no timing oracle of names).
+  const entry = entries.find((e) => e.slice(0, e.indexOf(":")) === user) || DUMMY_ENTRY;
+  const parts = /^[^:]+:pbkdf2-sha256\$(\d{1,7})\$([0-9a-f]{32})\$([0-9a-f]{64})$/.exec(entry);
+  if (!parts) return false;
+  const key = await crypto.subtle.importKey("raw", password, "PBKDF2", false, ["deriveBits"]);
+  const bits = new Uint8Array(await crypto.subtle.deriveBits(
+    { name: "PBKDF2", hash: "SHA-256", salt: unhex(parts[2]), iterations: Number(parts[1]) }, key, 256));
+  const want = unhex(parts[3]);
+  let diff = entry === DUMMY_ENTRY ? 1 : 0;
+  for (let i = 0; i < want.length; i++) diff |= bits[i] ^ want[i];
+  if (diff !== 0) return false;
+  if (VERIFIED.size >= 64) VERIFIED.clear();
+  VERIFIED.add(header);
+  return true;
+}
+
+const DUMMY_ENTRY = "-:pbkdf2-sha256$100000$00000000000000000000000000000000$" + "0".repeat(64);
+
+function unhex(s) {
+  return Uint8Array.from(s.match(/../g), (h) => parseInt(h, 16));
+}
 
 async function asset(env, url, path) {
   const res = await env.ASSETS.fetch(new Request(new URL(path, url), { method: "GET", redirect: "manual" }));
