@@ -21,6 +21,8 @@ mod check;
 mod cli;
 mod commands;
 mod digest;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod grammar;
 mod hosts;
 mod import;

@@ -151,6 +151,13 @@ struct RawFsLayer {
 pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed, ParseError> {
     let raw: RawManifest = serde_json::from_slice(bytes)
         .map_err(|e| ParseError::NotAManifest(format!("not a JSON manifest ({e})")))?;
+    // serde reads a struct from a JSON array too (its fields in order), but every manifest
+    // format is an object, and clients (Go structs) refuse an array.
+    if bytes.iter().find(|b| !b" \t\n\r".contains(b)) != Some(&b'{') {
+        return Err(ParseError::NotAManifest(
+            "a JSON array, not an object".into(),
+        ));
+    }
     let media_type = match &raw.media_type {
         Some(serde_json::Value::String(s)) => MediaType::parse(s)
             .ok_or_else(|| ParseError::UnknownMediaType(format!("unknown mediaType {s:?}")))?,
@@ -312,6 +319,23 @@ mod tests {
             parse(br#"{"schemaVersion":2,"mediaType":"application/x-unknown"}"#),
             Err(ParseError::UnknownMediaType(_))
         ));
+    }
+
+    /// Found by the `manifest` fuzz target's invariant (issue 10): an array holding the
+    /// struct's fields in order parsed as an OCI index.
+    #[test]
+    fn a_json_array_is_not_a_manifest() {
+        let array = br#"[2,"application/vnd.oci.image.index.v1+json",null,null,[],null,null,null]"#;
+        assert_eq!(
+            parse(array).unwrap_err(),
+            ParseError::NotAManifest("a JSON array, not an object".into())
+        );
+        // Leading whitespace before an object is still JSON.
+        let object = format!(r#" {{"schemaVersion":2,"manifests":[{{"digest":"{D}","size":1}}]}}"#);
+        assert_eq!(
+            parse(object.as_bytes()).unwrap().media_type,
+            MediaType::OciIndex
+        );
     }
 
     #[test]

@@ -76,19 +76,17 @@ impl Templates {
         }
         tera.add_raw_templates(sources)
             .context("invalid template")?;
-        tera.register_filter("token", token_filter);
-        tera.register_filter("map_entry", map_entry_filter);
-        tera.register_filter("quoted_path", quoted_path_filter);
-        tera.register_filter("single_quoted", single_quoted_filter);
-        tera.register_filter("shell_quoted", shell_quoted_filter);
-        tera.register_filter("regex_literal", regex_literal_filter);
-        tera.register_filter("rewrite_table", rewrite_table_filter);
-        tera.register_filter("host_port", host_port_filter);
-        tera.register_filter("js_regex", js_regex_filter);
-        tera.register_filter("backquoted", backquoted_filter);
-        tera.register_filter("double_quoted", double_quoted_filter);
-        tera.register_filter("base64_token", base64_token_filter);
+        for (name, filter) in FILTERS {
+            tera.register_filter(name, filter);
+        }
         Ok(Templates { tera })
+    }
+
+    /// The fuzz targets re-register the filters and set an escape function, so every value
+    /// a template prints can be told apart from the template's own text.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn tera_mut(&mut self) -> &mut Tera {
+        &mut self.tera
     }
 
     pub(crate) fn render(&self, name: &str, context: &impl Serialize) -> Result<String> {
@@ -117,6 +115,25 @@ impl Templates {
         })
     }
 }
+
+/// A filter as Tera calls it.
+pub(crate) type Filter = fn(&Value, &HashMap<String, Value>) -> tera::Result<Value>;
+
+/// Every filter templates may use, by the name they use it under.
+pub(crate) const FILTERS: &[(&str, Filter)] = &[
+    ("token", token_filter),
+    ("map_entry", map_entry_filter),
+    ("quoted_path", quoted_path_filter),
+    ("single_quoted", single_quoted_filter),
+    ("shell_quoted", shell_quoted_filter),
+    ("regex_literal", regex_literal_filter),
+    ("rewrite_table", rewrite_table_filter),
+    ("host_port", host_port_filter),
+    ("js_regex", js_regex_filter),
+    ("backquoted", backquoted_filter),
+    ("double_quoted", double_quoted_filter),
+    ("base64_token", base64_token_filter),
+];
 
 /// The grammar as templates spell it in the routes a host matches itself.
 fn grammar_patterns() -> Value {

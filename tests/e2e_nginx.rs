@@ -169,3 +169,152 @@ fn nginx_refuses_a_tag_turned_into_a_symlink_after_generation() {
     assert_eq!(r.status, 404, "{}", r.body_text());
     assert!(!r.body_text().contains("canary-5"));
 }
+
+/// A tree whose names and tags sit at the edges of the grammar (255-character names, every
+/// separator, 128-character tags, tags that differ only by case, tags named like files nginx
+/// would type by extension), drawn from a fixed seed; returns every tag as
+/// (name, tag, manifest bytes, media type).
+fn edge_of_grammar_tree(
+    tree: &std::path::Path,
+    seed: u64,
+) -> Vec<(String, String, Vec<u8>, &'static str)> {
+    // A fixed linear congruential generator: the same trees on every run.
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = move |n: usize| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as usize % n
+    };
+    let mut names = vec!["a".repeat(255), format!("x{}y/z", "-".repeat(200))];
+    let seps = [".", "_", "__", "-", "---"];
+    let pieces = ["a", "0", "z9", "v1", "abc", "r2d2"];
+    while names.len() < 6 {
+        let components = 1 + next(4);
+        let name: Vec<String> = (0..components)
+            .map(|_| {
+                let mut c = pieces[next(pieces.len())].to_string();
+                for _ in 0..next(3) {
+                    c.push_str(seps[next(seps.len())]);
+                    c.push_str(pieces[next(pieces.len())]);
+                }
+                c
+            })
+            .collect();
+        let name = name.join("/");
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let tag_chars = b"abcXYZ019._-";
+    let mut out = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let repo = tree.join("v2").join(name);
+        std::fs::create_dir_all(repo.join("manifests")).unwrap();
+        std::fs::create_dir_all(repo.join("blobs")).unwrap();
+        let config = format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}},"n":{i}}}"#
+        );
+        std::fs::write(
+            repo.join("blobs").join(fixture::sha256(config.as_bytes())),
+            &config,
+        )
+        .unwrap();
+        let mut tags = vec![
+            "_".to_string(),
+            "v1.json".to_string(),
+            "index.html".to_string(),
+            "Ab.c".to_string(),
+            "ab.C".to_string(),
+            format!("_{}", "-".repeat(127)),
+        ];
+        for _ in 0..3 {
+            let len = 1 + next(40);
+            let mut t = String::from(['A', '9', '_', 'q'][next(4)]);
+            t.extend((1..len).map(|_| tag_chars[next(tag_chars.len())] as char));
+            if !tags.contains(&t) {
+                tags.push(t);
+            }
+        }
+        for (j, tag) in tags.iter().enumerate() {
+            let (media_type, config_type) = if (i + j) % 2 == 0 {
+                (
+                    "application/vnd.oci.image.manifest.v1+json",
+                    "application/vnd.oci.image.config.v1+json",
+                )
+            } else {
+                (
+                    "application/vnd.docker.distribution.manifest.v2+json",
+                    "application/vnd.docker.container.image.v1+json",
+                )
+            };
+            let manifest = format!(
+                r#"{{"schemaVersion":2,"mediaType":"{media_type}","config":{{"mediaType":"{config_type}","digest":"{}","size":{}}},"layers":[],"annotations":{{"seed":"{seed}-{i}-{j}"}}}}"#,
+                fixture::sha256(config.as_bytes()),
+                config.len()
+            );
+            std::fs::write(repo.join("manifests").join(tag), &manifest).unwrap();
+            out.push((name.clone(), tag.clone(), manifest.into_bytes(), media_type));
+        }
+    }
+    out
+}
+
+/// Issue 10 (fuzzing), the renderer's sample: nginx accepts (`nginx -t`, run by
+/// `Nginx::start`) the config made for trees of generated edge-of-grammar names, lists every
+/// tag with its type and digest, and serves each tag and digest with the exact bytes and
+/// headers.
+#[test]
+fn nginx_accepts_and_serves_configs_for_generated_edge_of_grammar_names() {
+    for seed in 1..=3 {
+        let dir = support::TempDir::new("nginx-edge");
+        let tree = dir.join("tree");
+        let tags = edge_of_grammar_tree(&tree, seed);
+        run_bin_ok(["prepare", tree.to_str().unwrap()], dir.path());
+        let port = free_port();
+        let conf = dir.join("registry.conf");
+        run_bin_ok(
+            [
+                "nginx",
+                tree.to_str().unwrap(),
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "-o",
+                conf.to_str().unwrap(),
+            ],
+            dir.path(),
+        );
+        let text = std::fs::read_to_string(&conf).unwrap();
+        for (name, tag, bytes, media_type) in &tags {
+            let digest = fixture::sha256(bytes);
+            let code = if media_type.contains("oci") { 'o' } else { 'd' };
+            let path = format!("/v2/{name}/manifests/{tag}");
+            // Tags that differ only by case are case-sensitive regex keys (`.` escaped).
+            let row = if tag.eq_ignore_ascii_case("ab.c") {
+                format!("    \"~^{}$\" {code}{digest};\n", path.replace('.', "\\."))
+            } else {
+                format!("    {path} {code}{digest};\n")
+            };
+            assert!(text.contains(&row), "seed {seed}: no row {row:?}");
+            assert!(text.contains(&format!("    /v2/{name}/manifests/{digest} {code};\n")));
+        }
+        let nginx = Nginx::start(&conf, port);
+        for (name, tag, bytes, media_type) in &tags {
+            let digest = fixture::sha256(bytes);
+            for reference in [tag.as_str(), digest.as_str()] {
+                let path = format!("/v2/{name}/manifests/{reference}");
+                let r = http::get(nginx.port(), &path);
+                assert_eq!(r.status, 200, "seed {seed}: {path}");
+                assert_eq!(&r.body, bytes, "seed {seed}: {path}");
+                assert_eq!(r.header_all("content-type"), vec![*media_type], "{path}");
+                assert_eq!(
+                    r.header("docker-content-digest"),
+                    Some(digest.as_str()),
+                    "{path}"
+                );
+            }
+        }
+    }
+}

@@ -1,4 +1,5 @@
-//! Regression tests for the bugs issue 8 found (each failed before its fix).
+//! Regression tests for the bugs issue 8 found, and those fuzzing found (issue 10); each failed
+//! before its fix.
 
 use crate::support::fixture;
 use crate::support::{TempDir, run_bin, run_bin_ok};
@@ -228,4 +229,68 @@ fn a_fifo_named_like_a_tag_is_reported_and_never_opened() {
     let nginx = run_bin(["nginx", tree_s], f.dir.path());
     assert_eq!(nginx.status.code(), Some(0), "{}", text(&nginx.stderr));
     assert!(!text(&nginx.stdout).contains("piped"));
+}
+
+/// A `docker save` archive: `members` in order, each (name, bytes, size the header claims).
+fn save_archive(members: &[(&str, &[u8], u64)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, data, claimed) in members {
+        let mut header = tar::Header::new_ustar();
+        header.set_path(name).unwrap();
+        header.set_size(*claimed);
+        header.set_mode(0o644);
+        header.set_cksum();
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(data);
+        out.resize(out.len().next_multiple_of(512), 0);
+    }
+    out
+}
+
+/// Issue 10 (fuzzing, `docker_save`): an archive cut short inside its last member was indexed
+/// as if whole (the reader seeks past member data), so `import` wrote a layer of 10 bytes under
+/// a manifest saying 1000 and `check` then failed the tree; and a header claiming 8 GiB made it
+/// allocate 8 GiB to read a 2-byte config. Both must be refused, naming the member, with
+/// nothing written.
+#[test]
+fn import_refuses_an_archive_cut_short_inside_a_member() {
+    let manifest: &[u8] =
+        br#"[{"Config":"config.json","RepoTags":["demo/x:1"],"Layers":["l.tar"]}]"#;
+    let config: &[u8] = br#"{"architecture":"amd64","os":"linux"}"#;
+    let cut_layer = save_archive(&[
+        ("manifest.json", manifest, manifest.len() as u64),
+        ("config.json", config, config.len() as u64),
+        ("l.tar", b"0123456789", 1000),
+    ]);
+    let huge_config = save_archive(&[
+        ("manifest.json", manifest, manifest.len() as u64),
+        ("config.json", b"{}", 0o77777777777),
+    ]);
+    for (case, bytes, member) in [
+        ("cut-layer", cut_layer, "l.tar"),
+        ("huge-config", huge_config, "config.json"),
+    ] {
+        let dir = TempDir::new(case);
+        let archive = dir.join("image.tar");
+        fs::write(&archive, &bytes).unwrap();
+        let tree = dir.join("tree");
+        fs::create_dir_all(tree.join("v2")).unwrap();
+        let out = run_bin(
+            [
+                "import",
+                archive.to_str().unwrap(),
+                "--name",
+                "demo/x",
+                tree.to_str().unwrap(),
+            ],
+            dir.path(),
+        );
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{case}: {stderr}");
+        assert!(
+            stderr.contains(&format!("is truncated: member {member} claims")),
+            "{case}: {stderr}"
+        );
+        assert_eq!(fs::read_dir(tree.join("v2")).unwrap().count(), 0, "{case}");
+    }
 }

@@ -258,6 +258,7 @@ fn index_tar(path: &Path) -> Result<HashMap<String, (u64, u64)>> {
             path.display()
         );
     }
+    let archive_len = file.metadata()?.len();
     let mut archive = tar::Archive::new(file);
     let mut members = HashMap::new();
     let mut links = Vec::new();
@@ -274,7 +275,18 @@ fn index_tar(path: &Path) -> Result<HashMap<String, (u64, u64)>> {
             .to_string();
         match entry.header().entry_type() {
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                members.insert(name, (entry.raw_file_position(), entry.size()));
+                // The reader seeks past a member's data without reading it, so a cut-short
+                // archive lists its last member whole: its bytes would be hashed and served
+                // short of the size its manifest states, and a header's size (up to 8 GiB,
+                // or any with base-256) would size the buffers reading it.
+                let (offset, size) = (entry.raw_file_position(), entry.size());
+                if offset.checked_add(size).is_none_or(|end| end > archive_len) {
+                    bail!(
+                        "{} is truncated: member {name} claims {size} bytes at offset {offset}, past the end of the archive ({archive_len} bytes)",
+                        path.display()
+                    );
+                }
+                members.insert(name, (offset, size));
             }
             tar::EntryType::Symlink | tar::EntryType::Link => {
                 if let Some(target) = entry.link_name()? {
