@@ -22,6 +22,30 @@ use std::time::Duration;
 /// Every canary's bytes hold this; no registry file does.
 const MARK: &[u8] = b"CANARY-";
 
+/// The private runs' user (`registry.htpasswd` beside the tree holds it, and a canary comment).
+const USER: &str = "alice";
+const PASSWORD: &str = "hostile-test";
+
+thread_local! {
+    /// Set while a private run goes: generation adds `--htpasswd`, requests carry credentials.
+    static PRIVATE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// `Authorization` for the private runs (the test's own base64: "alice:hostile-test").
+const AUTHORIZATION: &str = "Basic YWxpY2U6aG9zdGlsZS10ZXN0";
+
+/// The same test against the host serving the tree privately: every hostile line carries the
+/// right credentials (so the rules are checked past the 401), and the credentials file beside
+/// the tree must never be served.
+fn assert_private_serves_nothing_but_the_registry(plan: &Plan) {
+    PRIVATE.with(|p| p.set(true));
+    let result = std::panic::catch_unwind(|| assert_serves_nothing_but_the_registry(plan));
+    PRIVATE.with(|p| p.set(false));
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
 /// What a host is asked to refuse after it started.
 #[derive(Clone, Copy, PartialEq)]
 enum Late {
@@ -127,6 +151,16 @@ fn canary_tree() -> Tree {
     );
     // Before generation: beside v2/, under it, dot-files, a non-manifest, symlinks of each kind.
     write(&tree.join("secret.txt"), b"CANARY-root file");
+    // Credentials beside the tree (used by the private runs), with a canary comment line.
+    crate::support::process::run(
+        std::process::Command::new("htpasswd")
+            .args(["-c", "-b", "-B", "-C", "5"])
+            .arg(f.dir.join("registry.htpasswd"))
+            .args([USER, PASSWORD]),
+    );
+    let mut credentials = b"# CANARY-credentials file\n".to_vec();
+    credentials.extend(fs::read(f.dir.join("registry.htpasswd")).unwrap());
+    fs::write(f.dir.join("registry.htpasswd"), credentials).unwrap();
     write(&tree.join("registrish.toml"), b"# CANARY-settings file\n");
     write(&tree.join("backup/credentials"), BACKUP);
     write(&tree.join(".env"), b"CANARY-dot-file at the root");
@@ -193,6 +227,12 @@ struct Request {
 }
 
 fn req(method: &str, target: &str, extra: &str) -> Request {
+    let auth = if PRIVATE.with(|p| p.get()) {
+        format!("Authorization: {AUTHORIZATION}\r\n")
+    } else {
+        String::new()
+    };
+    let extra = format!("{extra}{auth}");
     let body = if ["PUT", "POST", "PATCH"].contains(&method) {
         "Content-Length: 5\r\n\r\nhello"
     } else {
@@ -226,6 +266,10 @@ fn requests(t: &Tree) -> Vec<Request> {
         "/.env".into(),
         "/.late-root".into(),
         "/.htaccess".into(),
+        "/../registry.htpasswd".into(),
+        "/v2/../../registry.htpasswd".into(),
+        "/v2/%2e%2e/%2e%2e/registry.htpasswd".into(),
+        "/registry.htpasswd".into(),
         format!("/v2/{name}/manifests/notes.txt"),
         format!("/v2/{name}/manifests/.hidden"),
         format!("/v2/{name}/manifests/leak"),
@@ -588,8 +632,16 @@ fn assert_serves_nothing_but_the_registry(plan: &Plan) {
 
 fn generate(f: &Fixture, args: &[&str]) {
     let tree = f.tree();
+    let htpasswd = f.dir.join("registry.htpasswd");
     let mut all = vec![args[0], tree.to_str().unwrap()];
     all.extend(&args[1..]);
+    if PRIVATE.with(|p| p.get()) {
+        if args[0] == "cloudflare" {
+            all.push("--private");
+        } else {
+            all.extend(["--htpasswd", htpasswd.to_str().unwrap()]);
+        }
+    }
     let out = run_bin(&all, f.dir.path());
     assert_eq!(
         out.status.code(),
@@ -789,4 +841,42 @@ fn hostile_requests_find_leaks_in_a_plain_static_server() {
             .any(|m| m.contains(&hash) && m.contains("manifest sent as")),
         "{found:#?}"
     );
+}
+
+#[test]
+fn hostile_requests_get_nothing_but_the_registry_from_private_nginx() {
+    assert_private_serves_nothing_but_the_registry(&Plan {
+        host: "nginx",
+        late: ALL_LATE,
+        refuses_dir_symlinks: false,
+        trace_echo: false,
+        start: start_nginx,
+    });
+}
+
+#[test]
+fn hostile_requests_get_nothing_but_the_registry_from_private_apache_vhost() {
+    assert_private_serves_nothing_but_the_registry(&Plan {
+        host: "apache",
+        late: &[
+            Late::FileSymlinks,
+            Late::DotFiles,
+            Late::NonManifest,
+            Late::NestedHtaccess,
+        ],
+        refuses_dir_symlinks: true,
+        trace_echo: false,
+        start: start_apache_vhost,
+    });
+}
+
+#[test]
+fn hostile_requests_get_nothing_but_the_registry_from_private_caddy() {
+    assert_private_serves_nothing_but_the_registry(&Plan {
+        host: "caddy",
+        late: &[Late::DotFiles, Late::NonManifest],
+        refuses_dir_symlinks: false,
+        trace_echo: false,
+        start: start_caddy,
+    });
 }

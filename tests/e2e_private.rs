@@ -136,6 +136,23 @@ fn assert_private(port: u16, f: &Fixture, secret_file: Option<&Path>) {
     http::with_headers(&[("Authorization", &auth)], || {
         assert_http(port, f, Expect::ALL)
     });
+    // The probe sees the deployment as a client with the credentials does: no failure.
+    let probe = run_bin(
+        [
+            "probe",
+            &format!("http://127.0.0.1:{port}"),
+            f.tree().to_str().unwrap(),
+            "--user",
+            &format!("{USER}:{PASSWORD}"),
+            "--format",
+            "json",
+        ],
+        f.dir.path(),
+    );
+    let report: serde_json::Value = serde_json::from_slice(&probe.stdout)
+        .unwrap_or_else(|_| panic!("probe: {}", String::from_utf8_lossy(&probe.stderr)));
+    assert_eq!(probe.status.code(), Some(0), "probe --user: {report}");
+    assert_eq!(report["failures"], serde_json::json!([]), "{report}");
     let containerd = Containerd::start();
     let dockerd = Dockerd::start();
     assert_clients_with_credentials(port, f, USER, PASSWORD, &containerd, &dockerd);
