@@ -44,6 +44,8 @@ pub enum Kind {
     DotFile,
     ForeignConfig,
     NotRegular,
+    /// A manifest or blob no tag reaches: `gc` deletes it (a warning).
+    Unreachable,
 }
 
 impl Kind {
@@ -76,6 +78,7 @@ impl Kind {
             Kind::DotFile => "dot-file",
             Kind::ForeignConfig => "foreign-config",
             Kind::NotRegular => "not-regular-file",
+            Kind::Unreachable => "unreachable",
         }
     }
 }
