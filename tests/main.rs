@@ -9,6 +9,7 @@ mod support;
 
 mod cli;
 mod cli_servers;
+mod gc;
 mod golden;
 mod headers;
 mod hosts;
