@@ -470,7 +470,11 @@ fn run_gc(args: &GcArgs) -> Result<Outcome> {
         "registrish-gen: gc{}: {files} files, {} bytes {} ({} tags/list, {} tags, {} manifests, {} blobs); {} files left that gc cannot prove unreachable",
         if args.dry_run { " --dry-run" } else { "" },
         plan.bytes(),
-        if args.dry_run { "would be freed" } else { "freed" },
+        if args.dry_run {
+            "would be freed"
+        } else {
+            "freed"
+        },
         plan.lists.len(),
         plan.tags.len(),
         plan.manifests.len(),

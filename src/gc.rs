@@ -175,7 +175,11 @@ pub(crate) fn plan(registry: &Registry, retention: Option<&Retention>) -> (Plan,
 }
 
 /// The tags a repository keeps: all of them, or those the retention rule keeps.
-fn kept_tags(root: &Path, repo: &Repository, retention: Option<&Retention>) -> BTreeMap<Tag, Digest> {
+fn kept_tags(
+    root: &Path,
+    repo: &Repository,
+    retention: Option<&Retention>,
+) -> BTreeMap<Tag, Digest> {
     let Some(rule) = retention else {
         return repo.tags.clone();
     };
@@ -190,7 +194,7 @@ fn kept_tags(root: &Path, repo: &Repository, retention: Option<&Retention>) -> B
             (mtime, t)
         })
         .collect();
-    matching.sort_by(|a, b| newer(a, b));
+    matching.sort_by(newer);
     let dropped: BTreeSet<&Tag> = matching.iter().skip(rule.keep).map(|(_, t)| *t).collect();
     repo.tags
         .iter()
@@ -231,13 +235,11 @@ fn semver(tag: &str) -> Option<([u64; 3], Option<&str>)> {
         None => (s, None),
     };
     let mut parts = [0u64; 3];
-    let mut n = 0;
-    for part in core.split('.') {
+    for (n, part) in core.split('.').enumerate() {
         if n == 3 || part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
         parts[n] = part.parse().ok()?;
-        n += 1;
     }
     Some((parts, pre))
 }
@@ -595,7 +597,12 @@ pub(crate) fn check_warnings(registry: &Registry) -> Vec<Problem> {
         })
         .collect();
     if !out.is_empty() {
-        let bytes: u64 = plan.manifests.iter().chain(&plan.blobs).map(|d| d.bytes).sum();
+        let bytes: u64 = plan
+            .manifests
+            .iter()
+            .chain(&plan.blobs)
+            .map(|d| d.bytes)
+            .sum();
         out.push(Problem::warning(
             "v2/",
             Kind::Unreachable,
@@ -651,12 +658,26 @@ mod tests {
     #[test]
     fn versions_order_like_releases() {
         let mut tags = vec![
-            "1.10.0", "1.2.0", "v1.9", "1.10.0-rc.2", "1.10.0-rc.10", "build-9", "build-10",
+            "1.10.0",
+            "1.2.0",
+            "v1.9",
+            "1.10.0-rc.2",
+            "1.10.0-rc.10",
+            "build-9",
+            "build-10",
         ];
         tags.sort_by(|a, b| version_order(a, b));
         assert_eq!(
             tags,
-            ["build-9", "build-10", "1.2.0", "v1.9", "1.10.0-rc.2", "1.10.0-rc.10", "1.10.0"]
+            [
+                "build-9",
+                "build-10",
+                "1.2.0",
+                "v1.9",
+                "1.10.0-rc.2",
+                "1.10.0-rc.10",
+                "1.10.0"
+            ]
         );
         assert_eq!(natural("ci-0042", "ci-42"), Ordering::Equal);
         assert_eq!(natural("a", "a1"), Ordering::Less);

@@ -82,7 +82,10 @@ pub(crate) fn dry_run_then_gc(tree: &Path, extra: &[&str]) -> Vec<String> {
     let listed: Vec<String> = stdout.lines().map(String::from).collect();
     let before = files(tree);
     for l in &listed {
-        assert!(before.contains(l), "the dry run names {l}, which is not a file of the tree");
+        assert!(
+            before.contains(l),
+            "the dry run names {l}, which is not a file of the tree"
+        );
     }
     let mut args = vec!["gc", t];
     args.extend(extra);
@@ -143,7 +146,10 @@ fn rm_then_gc_deletes_exactly_the_removed_tags_manifest_and_unshared_blobs() {
         .map(|p| fs::metadata(tree.join(p)).unwrap().len())
         .sum();
     for p in &only_app2 {
-        assert!(stdout.contains(&format!("warning: {p}: unreachable")), "{stdout}");
+        assert!(
+            stdout.contains(&format!("warning: {p}: unreachable")),
+            "{stdout}"
+        );
     }
     assert!(
         stdout.contains(&format!("1 manifests and 2 blobs are unreachable from every tag: `registrish-gen gc` would free {bytes} bytes")),
@@ -170,7 +176,10 @@ fn rm_then_gc_deletes_exactly_the_removed_tags_manifest_and_unshared_blobs() {
             child.as_str().unwrap()
         )));
     }
-    assert!(dry_run_then_gc(&tree, &[]).is_empty(), "a second gc deletes nothing");
+    assert!(
+        dry_run_then_gc(&tree, &[]).is_empty(),
+        "a second gc deletes nothing"
+    );
     assert_check_clean(&tree);
 }
 
@@ -184,13 +193,23 @@ fn rm_by_digest_removes_every_tag_of_the_manifest_and_gc_the_rest_of_the_reposit
     assert_eq!(hello["tags"]["v1.json"]["digest"].as_str().unwrap(), digest);
     let (status, _, stderr) = run(&["rm", t, &format!("demo/hello@{digest}")], &tree);
     assert_eq!(status, 0, "{stderr}");
-    assert!(stderr.contains("removed 2 tags and 1 manifests by digest"), "{stderr}");
+    assert!(
+        stderr.contains("removed 2 tags and 1 manifests by digest"),
+        "{stderr}"
+    );
     // Both tags, the digest file and the now empty repository's list are gone.
-    assert!(!files(&tree).iter().any(|p| p.starts_with("v2/demo/hello/manifests/")));
+    assert!(
+        !files(&tree)
+            .iter()
+            .any(|p| p.starts_with("v2/demo/hello/manifests/"))
+    );
     assert!(!tree.join("v2/demo/hello/tags/list").exists());
     let deleted = dry_run_then_gc(&tree, &[]);
     assert_eq!(deleted.len(), 2, "config and layer: {deleted:?}");
-    assert!(!tree.join("v2/demo/hello").exists(), "an empty repository leaves no directory");
+    assert!(
+        !tree.join("v2/demo/hello").exists(),
+        "an empty repository leaves no directory"
+    );
     let catalog = fs::read_to_string(tree.join("v2/_catalog")).unwrap();
     assert!(!catalog.contains("demo/hello"), "{catalog}");
     assert!(catalog.contains("demo/shared"), "{catalog}");
@@ -225,7 +244,12 @@ fn rm_refuses_references_not_in_the_tree_and_children_of_a_kept_index() {
     }
     assert_eq!(files(&tree), before, "a refused rm changes nothing");
     let (status, _, stderr) = run(
-        &["rm", t, &format!("demo/shared@{child}"), &format!("demo/shared@{index}")],
+        &[
+            "rm",
+            t,
+            &format!("demo/shared@{child}"),
+            &format!("demo/shared@{index}"),
+        ],
         &tree,
     );
     assert_eq!(status, 0, "{stderr}");
@@ -249,18 +273,26 @@ fn retention_keeps_the_newest_matching_tags_by_mtime_then_version() {
         r#"{"name":"ci/app","tags":["ci-0046","ci-0047","ci-0048","ci-0049","ci-0050","stable"]}"#
     );
     let mut kept = BTreeSet::new();
-    for tag in ["ci-0046", "ci-0047", "ci-0048", "ci-0049", "ci-0050", "stable"] {
+    for tag in [
+        "ci-0046", "ci-0047", "ci-0048", "ci-0049", "ci-0050", "stable",
+    ] {
         kept.extend(graph_files(&f, "ci/app", tag));
     }
     let now: BTreeSet<String> = files(&tree)
         .into_iter()
         .filter(|p| p.starts_with("v2/ci/app/") && !p.ends_with("/tags/list"))
         .collect();
-    let tags: BTreeSet<String> = ["ci-0046", "ci-0047", "ci-0048", "ci-0049", "ci-0050", "stable"]
-        .iter()
-        .map(|t| format!("v2/ci/app/manifests/{t}"))
-        .collect();
-    assert_eq!(now, kept.union(&tags).cloned().collect(), "exactly the closure");
+    let tags: BTreeSet<String> = [
+        "ci-0046", "ci-0047", "ci-0048", "ci-0049", "ci-0050", "stable",
+    ]
+    .iter()
+    .map(|t| format!("v2/ci/app/manifests/{t}"))
+    .collect();
+    assert_eq!(
+        now,
+        kept.union(&tags).cloned().collect(),
+        "exactly the closure"
+    );
     // 45 tags dropped (ci-0002..ci-0045; ci-0001 is also stable's manifest: its tag goes, its
     // content stays), each with its manifest, config and own layer.
     let tags_deleted = deleted.iter().filter(|p| !p.contains("sha256:")).count();
@@ -268,7 +300,11 @@ fn retention_keeps_the_newest_matching_tags_by_mtime_then_version() {
     assert_eq!(deleted.len(), 45 + 44 * 3);
     // Tags go before any content.
     let first_content = deleted.iter().position(|p| p.contains("sha256:")).unwrap();
-    assert!(deleted[first_content..].iter().all(|p| p.contains("sha256:")));
+    assert!(
+        deleted[first_content..]
+            .iter()
+            .all(|p| p.contains("sha256:"))
+    );
     // Other repositories are untouched by a rule that matches none of their tags.
     assert!(tree.join("v2/demo/shared/manifests/app1").exists());
     assert!(dry_run_then_gc(&tree, &["--keep", "5", "--match", "ci-.*"]).is_empty());
@@ -286,7 +322,9 @@ fn gc_leaves_what_it_cannot_prove_unreachable_and_what_that_mentions() {
     let t = tree.to_str().unwrap();
     let app3 = graph_files(&f, "demo/shared", "app3");
     let layer = f.repositories()["demo/shared"]["manifests"]
-        [f.repositories()["demo/shared"]["tags"]["app3"]["digest"].as_str().unwrap()]["layers"][1]
+        [f.repositories()["demo/shared"]["tags"]["app3"]["digest"]
+            .as_str()
+            .unwrap()]["layers"][1]
         .as_str()
         .unwrap()
         .to_string();
@@ -301,14 +339,26 @@ fn gc_leaves_what_it_cannot_prove_unreachable_and_what_that_mentions() {
     run_bin_ok(["rm", t, "demo/shared:app3"], &tree);
     let (status, _, stderr) = run(&["gc", t], &tree);
     assert_eq!(status, 0, "{stderr}");
-    assert!(stderr.contains("v2/demo/shared/manifests/future: gc cannot prove it unreachable"), "{stderr}");
-    assert!(stderr.contains(&format!("{junk}: gc cannot prove it unreachable")), "{stderr}");
-    assert!(stderr.contains("2 files left that gc cannot prove unreachable"), "{stderr}");
+    assert!(
+        stderr.contains("v2/demo/shared/manifests/future: gc cannot prove it unreachable"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{junk}: gc cannot prove it unreachable")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("2 files left that gc cannot prove unreachable"),
+        "{stderr}"
+    );
     let now = files(&tree);
     assert!(now.contains("v2/demo/shared/manifests/future"));
     assert!(now.contains(&junk));
     let layer_file = format!("v2/demo/shared/blobs/{layer}");
-    assert!(now.contains(&layer_file), "mentioned by an unknown manifest: kept");
+    assert!(
+        now.contains(&layer_file),
+        "mentioned by an unknown manifest: kept"
+    );
     // The rest of app3's own graph went.
     let kept = kept_graphs(&f, &[("demo/shared", "app3")]);
     for p in app3.difference(&kept) {

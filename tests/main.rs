@@ -26,6 +26,8 @@ mod e2e_caddy;
 #[cfg(feature = "e2e")]
 mod e2e_cloudflare;
 #[cfg(feature = "e2e")]
+mod e2e_gc;
+#[cfg(feature = "e2e")]
 mod e2e_hostile;
 #[cfg(feature = "e2e")]
 mod e2e_import;
