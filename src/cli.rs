@@ -29,6 +29,13 @@ pub(crate) enum Command {
     /// Check a deployed registry from the outside, as clients see it: every route of TREE, or
     /// what /v2/_catalog leads to (exit 0 clean, 1 failures, 2 usage or network error).
     Probe(crate::probe::ProbeArgs),
+    /// Remove tags (a NAME@sha256:<hex> reference removes that manifest and every tag pointing
+    /// at it) and bring tags/list and _catalog up to date; `gc` deletes what they alone held
+    /// (exit 1 when a reference is not in TREE).
+    Rm(RmArgs),
+    /// Delete every manifest and blob no kept tag reaches, tags first and blobs last, so a pull
+    /// of a kept tag never fails meanwhile; `--keep N --match REGEX` also drops old tags.
+    Gc(GcArgs),
     /// Print the value of the Pages secret REGISTRISH_CREDENTIALS for `cloudflare --private`:
     /// one salted PBKDF2-SHA256 entry per USER, whose passwords are read from standard input,
     /// one line each, in order (pipe it to `wrangler pages secret put REGISTRISH_CREDENTIALS`).
@@ -95,6 +102,32 @@ pub(crate) struct CheckArgs {
     /// and Netlify's limits count only what the site holds.
     #[arg(long, value_name = "URL")]
     pub blobs_url: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct RmArgs {
+    /// The registry tree (the directory holding v2/).
+    pub tree: PathBuf,
+    /// What to remove: NAME:TAG, or NAME@sha256:<hex> for a manifest and all its tags.
+    #[arg(required = true, value_name = "REFERENCE")]
+    pub references: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct GcArgs {
+    /// The registry tree (the directory holding v2/).
+    #[arg(default_value = ".")]
+    pub tree: PathBuf,
+    /// Print each file gc would delete (relative to TREE, one a line) and delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Retention: in each repository keep only the N newest tags REGEX matches (newest by the
+    /// tag file's mtime, then by version); tags it does not match are kept.
+    #[arg(long, value_name = "N", requires = "pattern")]
+    pub keep: Option<usize>,
+    /// The tags --keep applies to: a regular expression the whole tag must match.
+    #[arg(long = "match", value_name = "REGEX", requires = "keep")]
+    pub pattern: Option<String>,
 }
 
 #[cfg(test)]

@@ -3,14 +3,14 @@
 //! then print, write or compare. Exit codes: 0 success, 1 problems (or
 //! `--check` found a stale file), 2 usage or I/O error.
 
-use crate::cli::{CheckArgs, Cli, Command, Format, ImportArgs};
+use crate::cli::{CheckArgs, Cli, Command, Format, GcArgs, ImportArgs, RmArgs};
 use crate::hosts::{self, Ctx, HOSTS, Host, Site};
 use crate::model::Registry;
 use crate::output::{Destination, Shape};
 use crate::problem::{Kind, Problem, Severity};
 use crate::settings::{self, Common, CommonArgs, FileConfig, TreeArgs};
 use crate::templates::Templates;
-use crate::{check, prepare, routes, scan};
+use crate::{check, gc, prepare, routes, scan};
 use anyhow::{Context, Result, bail};
 
 /// What a successful run ended with.
@@ -37,6 +37,8 @@ pub(crate) fn run(matches: &clap::ArgMatches) -> Result<Outcome> {
             Outcome::Problems
         }),
         Command::CloudflareCredentials(args) => run_credentials(&args),
+        Command::Rm(args) => run_rm(&args),
+        Command::Gc(args) => run_gc(&args),
     }
 }
 
@@ -330,6 +332,7 @@ fn run_check(args: &CheckArgs) -> Result<Outcome> {
         check::verify_blobs(&mut registry);
     }
     registry.problems.extend(not_prepared(&registry));
+    registry.problems.extend(gc::check_warnings(&registry));
     // Host judgements: the chosen host's in full, else one hint line for each
     // host that would leave out (or refuse) more than every host does.
     let blobs_url = args
@@ -443,4 +446,103 @@ fn run_import(args: &ImportArgs) -> Result<Outcome> {
         tree: args.tree.clone(),
         config: None,
     })
+}
+
+/// Carries out a plan under the tree lock, in the order that keeps every kept tag whole: the
+/// kept registry's lists and catalog (and digest files of kept manifests) first, then lists of
+/// repositories left without tags, tags, manifests by digest (parents first), blobs, and the
+/// directories left empty.
+fn carry_out(plan: &gc::Plan, kept: &Registry) -> Result<()> {
+    prepare::prepare(kept)?;
+    let root = &kept.root;
+    for group in [&plan.lists, &plan.tags, &plan.manifests, &plan.blobs] {
+        let files: Vec<&gc::Doomed> = group.iter().collect();
+        gc::delete(root, &files)?;
+    }
+    let all: Vec<&gc::Doomed> = plan.files().collect();
+    gc::prune_dirs(root, &all);
+    Ok(())
+}
+
+fn run_rm(args: &RmArgs) -> Result<Outcome> {
+    let mut refs = Vec::new();
+    for r in &args.references {
+        match gc::RmRef::parse(r) {
+            Some(r) => refs.push(r),
+            None => bail!("{r:?} is not NAME:TAG or NAME@sha256:<hex> (OCI grammar)"),
+        }
+    }
+    let _lock = prepare::lock_tree(&args.tree)?;
+    let mut registry = scan::scan(&args.tree, scan::Options::default())?;
+    prepare::remove_dead_temps(&mut registry);
+    let (plan, kept) = match gc::removal(&registry, &refs) {
+        Ok(p) => p,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("registrish-gen: {e}");
+            }
+            eprintln!("registrish-gen: rm: nothing removed");
+            return Ok(Outcome::Problems);
+        }
+    };
+    carry_out(&plan, &kept)?;
+    eprintln!(
+        "registrish-gen: rm: removed {} tags and {} manifests by digest from {}; `registrish-gen gc {}` deletes what only they reached",
+        plan.tags.len(),
+        plan.manifests.len(),
+        registry.root.display(),
+        args.tree.display()
+    );
+    Ok(Outcome::Clean)
+}
+
+fn run_gc(args: &GcArgs) -> Result<Outcome> {
+    let retention = match (args.keep, &args.pattern) {
+        (Some(keep), Some(pattern)) => Some(gc::Retention::new(keep, pattern)?),
+        _ => None,
+    };
+    let _lock = prepare::lock_tree(&args.tree)?;
+    // Thorough: digest files are re-hashed (one that lies about its bytes is left, not trusted)
+    // and blobs stat'ed for the bytes freed.
+    let mut registry = scan::scan(
+        &args.tree,
+        scan::Options {
+            thorough: true,
+            blob_sizes: true,
+        },
+    )?;
+    if !args.dry_run {
+        prepare::remove_dead_temps(&mut registry);
+    }
+    let (plan, kept) = gc::plan(&registry, retention.as_ref());
+    for p in &plan.left {
+        eprintln!("{p}");
+    }
+    let files = plan.files().count();
+    if args.dry_run {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        for d in plan.files() {
+            writeln!(out, "{}", d.path)?;
+        }
+        out.flush()?;
+    } else {
+        carry_out(&plan, &kept)?;
+    }
+    eprintln!(
+        "registrish-gen: gc{}: {files} files, {} bytes {} ({} tags/list, {} tags, {} manifests, {} blobs); {} files left that gc cannot prove unreachable",
+        if args.dry_run { " --dry-run" } else { "" },
+        plan.bytes(),
+        if args.dry_run {
+            "would be freed"
+        } else {
+            "freed"
+        },
+        plan.lists.len(),
+        plan.tags.len(),
+        plan.manifests.len(),
+        plan.blobs.len(),
+        plan.left.len()
+    );
+    Ok(Outcome::Clean)
 }

@@ -9,7 +9,8 @@
 //!   tree), [`problem`], [`parallel`], [`output`] (where results go);
 //! - the model: [`model`] and its [`routes`] view (every path a host answers);
 //! - stages over the tree: [`scan`], [`prepare`], [`check`], [`import`], [`site`] (a
-//!   deployable copy without blobs);
+//!   deployable copy without blobs), [`gc`] (what a tree keeps, and the deletions of `rm` and
+//!   `gc` in an order safe for pulls in flight);
 //! - over a deployment: [`probe`] (a served registry checked from outside, against the tree's
 //!   routes or by discovery);
 //! - rendering: [`templates`], [`settings`], and [`hosts`] (the host table);
@@ -23,6 +24,7 @@ mod commands;
 mod digest;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+mod gc;
 mod grammar;
 mod hosts;
 mod import;

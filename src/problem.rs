@@ -45,6 +45,8 @@ pub enum Kind {
     DotFile,
     ForeignConfig,
     NotRegular,
+    /// A manifest or blob no tag reaches: `gc` deletes it (a warning).
+    Unreachable,
 }
 
 impl Kind {
@@ -78,6 +80,7 @@ impl Kind {
             Kind::DotFile => "dot-file",
             Kind::ForeignConfig => "foreign-config",
             Kind::NotRegular => "not-regular-file",
+            Kind::Unreachable => "unreachable",
         }
     }
 }

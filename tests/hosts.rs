@@ -24,6 +24,8 @@ fn host_commands() -> Vec<String> {
                 "check",
                 "prepare",
                 "probe",
+                "rm",
+                "gc",
                 "cloudflare-credentials",
                 "help",
             ]

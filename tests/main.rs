@@ -9,6 +9,7 @@ mod support;
 
 mod cli;
 mod cli_servers;
+mod gc;
 mod golden;
 mod headers;
 mod hosts;
@@ -24,6 +25,8 @@ mod e2e_blobs;
 mod e2e_caddy;
 #[cfg(feature = "e2e")]
 mod e2e_cloudflare;
+#[cfg(feature = "e2e")]
+mod e2e_gc;
 #[cfg(feature = "e2e")]
 mod e2e_hostile;
 #[cfg(feature = "e2e")]

@@ -39,6 +39,11 @@ pub(crate) struct S3Options {
     /// redirects to (same keys, same skip-what-exists).
     #[arg(long, value_enum, value_name = "PART")]
     pub only: Option<Part>,
+    /// After every upload succeeded, delete the bucket's keys under v2/ that TREE does not hold
+    /// (tags and lists, then manifests by digest, then blobs); `--delete=dry-run`: the script
+    /// prints those keys and uploads and deletes nothing.
+    #[arg(long, value_enum, value_name = "MODE", num_args = 0..=1, require_equals = true, default_missing_value = "yes")]
+    pub delete: Option<upload::DeleteMode>,
 }
 
 /// What `--only` uploads.
@@ -54,6 +59,7 @@ pub(crate) struct S3Settings {
     pub prefix: String,
     pub endpoint: Option<String>,
     pub only_blobs: bool,
+    pub delete: Option<upload::DeleteMode>,
 }
 
 impl Host for S3 {
@@ -80,6 +86,7 @@ impl Host for S3 {
             prefix,
             endpoint: o.endpoint,
             only_blobs: o.only == Some(Part::Blobs),
+            delete: o.delete,
         })
     }
 
@@ -96,6 +103,7 @@ impl Host for S3 {
             "s3.sh.tera",
             store,
             settings.only_blobs,
+            settings.delete,
             |p: &Phase| {
                 vec![
                     "--content-type".into(),

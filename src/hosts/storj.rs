@@ -25,6 +25,11 @@ pub(crate) struct StorjOptions {
     /// The bucket to upload to.
     #[arg(long, value_name = "BUCKET")]
     pub bucket: Option<String>,
+    /// After every upload succeeded, delete the bucket's keys under v2/ that TREE does not hold
+    /// (tags and lists, then manifests by digest, then blobs); `--delete=dry-run`: the script
+    /// prints those keys and uploads and deletes nothing.
+    #[arg(long, value_enum, value_name = "MODE", num_args = 0..=1, require_equals = true, default_missing_value = "yes")]
+    pub delete: Option<upload::DeleteMode>,
 }
 
 impl Host for Storj {
@@ -35,18 +40,26 @@ impl Host for Storj {
     const OUTPUT: Shape = Shape::Stdout;
     const OUTPUT_HELP: &'static str = "Write to FILE atomically instead of standard output.";
     type Options = StorjOptions;
-    /// The bucket.
-    type Settings = String;
+    /// The bucket and `--delete`.
+    type Settings = (String, Option<upload::DeleteMode>);
 
-    fn settings(o: StorjOptions, _: &StorjOptions, _: &Registry) -> Result<String> {
+    fn settings(
+        o: StorjOptions,
+        _: &StorjOptions,
+        _: &Registry,
+    ) -> Result<(String, Option<upload::DeleteMode>)> {
         let Some(bucket) = o.bucket else {
             bail!("--bucket is required (or [storj] bucket in registrish.toml)");
         };
         super::s3::check_bucket(&bucket)?;
-        Ok(bucket)
+        Ok((bucket, o.delete))
     }
 
-    fn render(registry: &Registry, bucket: &String, ctx: &Ctx) -> Result<Vec<String>> {
+    fn render(
+        registry: &Registry,
+        (bucket, delete): &(String, Option<upload::DeleteMode>),
+        ctx: &Ctx,
+    ) -> Result<Vec<String>> {
         let store = json!({ "bucket": bucket });
         let text = upload::render_script(
             registry,
@@ -54,6 +67,7 @@ impl Host for Storj {
             "storj.sh.tera",
             store,
             false,
+            *delete,
             |p: &Phase| vec!["--metadata".into(), metadata(p)],
         )?;
         Ok(vec![text])

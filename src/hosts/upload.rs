@@ -17,6 +17,13 @@
 //! at all), so the script lists the bucket once and skips them. That is what
 //! makes a re-run after an interruption finish the job, and a re-publish upload
 //! only what is new. Tags and lists move, so they are always uploaded.
+//!
+//! `--delete` adds the reverse, after every phase succeeded: keys under `v2/` the plan does not
+//! hold are deleted, tags and lists (and any other stray key) first, then manifests by digest
+//! (each index before what it lists, read from the objects themselves, since the tree no
+//! longer holds them), then blobs. A kept tag's graph is all in the plan, so no deletion ever
+//! touches it. `--delete=dry-run` uploads and deletes nothing and prints those keys, one a
+//! line, in that order.
 
 use crate::grammar::Digest;
 use crate::layout;
@@ -26,8 +33,28 @@ use crate::routes::{self, JSON, OCTET_STREAM};
 use crate::settings::Common;
 use crate::templates::Templates;
 use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
+
+/// `--delete`: what the script does with keys under `v2/` that the tree does not hold.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum DeleteMode {
+    /// Delete them, after every upload succeeded.
+    Yes,
+    /// Print them (full keys, one a line, in deletion order) and upload or delete nothing.
+    DryRun,
+}
+
+impl DeleteMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            DeleteMode::Yes => "yes",
+            DeleteMode::DryRun => "dry-run",
+        }
+    }
+}
 
 /// One upload command's worth of files: same headers, same skip rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,8 +215,14 @@ pub(crate) fn render_script(
     template: &str,
     store: Value,
     only_blobs: bool,
+    delete: Option<DeleteMode>,
     upload_args: impl Fn(&Phase) -> Vec<String>,
 ) -> Result<String> {
+    if only_blobs && delete.is_some() {
+        bail!(
+            "--delete with --only blobs: a blob origin is pruned after the site that points at it is deployed; run the full script's --delete, or delete blobs by hand"
+        );
+    }
     let mut plan = plan(registry)?;
     if only_blobs {
         plan.phases.truncate(1);
@@ -222,6 +255,7 @@ pub(crate) fn render_script(
         "index": layout::index_file(),
         "phase_count": phases.len(),
         "only_blobs": only_blobs,
+        "delete": delete.map(DeleteMode::as_str),
         "object_count": plan.object_count(),
         "phases": phases,
     });

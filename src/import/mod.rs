@@ -411,6 +411,12 @@ pub fn import(req: &Request) -> Result<Report> {
     remove_dead_staging(&tree);
     let result = (|| -> Result<Report> {
         let staging = Staging::create(&tree)?;
+        // The tree lock (prepare's, and rm's and gc's) from the first look at what the tree
+        // holds to the last rename: unlocked, a gc could delete a blob this import found
+        // present and skipped, before the tag that needs it lands.
+        fs::create_dir_all(tree.join("v2"))
+            .with_context(|| format!("cannot create {}", tree.join("v2").display()))?;
+        let _tree_lock = crate::prepare::lock_tree(&tree)?;
         let mut report = Report {
             images: chosen.len(),
             ..Report::default()
