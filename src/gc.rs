@@ -534,9 +534,17 @@ fn unprovable(registry: &Registry, left: &mut Vec<Problem>) -> HashMap<Name, BTr
         let Some(name) = Name::parse(name) else {
             continue;
         };
-        // An in-tree symlink is read through (the scan resolved it inside TREE).
-        let bytes = fs::File::open(registry.root.join(&p.path))
+        // Never through a symlink, never a FIFO or device, and a file too large to be a
+        // manifest is judged by its size and never read (a 10 GiB file named like a tag):
+        // then it mentions nothing.
+        let path = registry.root.join(&p.path);
+        let readable = fs::symlink_metadata(&path)
+            .is_ok_and(|m| m.file_type().is_file() && m.len() <= MAX_MANIFEST_BYTES);
+        let bytes = fs::File::open(&path)
             .and_then(|f| {
+                if !readable {
+                    return Ok(Vec::new());
+                }
                 use std::io::Read;
                 let mut b = Vec::new();
                 f.take(MAX_MANIFEST_BYTES).read_to_end(&mut b).map(|_| b)
