@@ -36,6 +36,8 @@ pub(crate) fn run(matches: &clap::ArgMatches) -> Result<Outcome> {
         } else {
             Outcome::Problems
         }),
+        Command::Completions(args) => crate::docs::completions(args.shell),
+        Command::Man => crate::docs::man(),
     }
 }
 

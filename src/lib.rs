@@ -13,13 +13,15 @@
 //! - over a deployment: [`probe`] (a served registry checked from outside, against the tree's
 //!   routes or by discovery);
 //! - rendering: [`templates`], [`settings`], and [`hosts`] (the host table);
-//! - the surface: [`cli`] and [`commands`], which run any host through one path.
+//! - the surface: [`cli`] and [`commands`], which run any host through one path, and [`docs`]
+//!   (shell completions and the man page, generated from [`cli`]).
 
 mod address;
 mod check;
 mod cli;
 mod commands;
 mod digest;
+mod docs;
 mod grammar;
 mod hosts;
 mod import;

@@ -13,6 +13,7 @@ mod golden;
 mod headers;
 mod hosts;
 mod regressions;
+mod ship;
 
 #[cfg(feature = "e2e")]
 mod data_safety;
