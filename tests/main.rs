@@ -39,3 +39,5 @@ mod e2e_probe;
 mod e2e_reference;
 #[cfg(feature = "e2e")]
 mod e2e_s3;
+#[cfg(feature = "e2e")]
+mod e2e_ship;
