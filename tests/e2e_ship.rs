@@ -230,3 +230,34 @@ fn man_renders_one_page_with_every_command_its_options_and_examples() {
     // Flags of host commands are there too, with their help.
     assert!(rendered.contains("--ssl-certificate-key"));
 }
+
+/// `scripts/demo` ends with a client pulling from nginx serving the generated config (skopeo
+/// here; scripts/test installs it). The build is skipped (REGISTRISH_GEN: the binary under
+/// test) since the running suite holds the target directory.
+#[test]
+fn the_demo_ends_with_a_pull_from_nginx() {
+    let dir = TempDir::new("ship-demo");
+    let port = crate::support::free_port();
+    let out = process::output(
+        Command::new("bash")
+            .arg(repo().join("scripts/demo"))
+            .env("REGISTRISH_GEN", crate::support::bin())
+            .env("DEMO_DIR", dir.join("demo"))
+            .env("PORT", port.to_string()),
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    // check's summary is on standard error.
+    assert!(text(&out.stderr).contains("; 0 errors, 0 warnings"));
+    assert!(
+        stdout.contains("Content-Type: application/vnd.oci.image.index.v1+json"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Copying 3 of 3 images in list"), "{stdout}");
+    assert!(
+        stdout.contains("Writing manifest list to image destination"),
+        "{stdout}"
+    );
+    let last = stdout.trim_end().lines().last().unwrap_or_default();
+    assert!(last.starts_with("Pulled from nginx serving "), "{stdout}");
+}
