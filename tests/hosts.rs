@@ -19,7 +19,17 @@ fn host_commands() -> Vec<String> {
             let Some(word) = line.split_whitespace().next() else {
                 break;
             };
-            if !["import", "check", "prepare", "probe", "help"].contains(&word) {
+            if ![
+                "import",
+                "check",
+                "prepare",
+                "probe",
+                "completions",
+                "man",
+                "help",
+            ]
+            .contains(&word)
+            {
                 out.push(word.to_string());
             }
         }
