@@ -40,6 +40,11 @@ pub(crate) enum Command {
     /// one salted PBKDF2-SHA256 entry per USER, whose passwords are read from standard input,
     /// one line each, in order (pipe it to `wrangler pages secret put REGISTRISH_CREDENTIALS`).
     CloudflareCredentials(CredentialsArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish) to standard output.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff, section 1) to standard output: every command, its options
+    /// and examples.
+    Man,
 }
 
 #[derive(Args, Debug)]
@@ -49,6 +54,13 @@ pub(crate) struct CredentialsArgs {
     pub users: Vec<String>,
 }
 
+#[derive(Args, Debug)]
+pub(crate) struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
 /// The whole command line: the commands above plus one per host.
 pub(crate) fn command() -> clap::Command {
     use clap::CommandFactory;
@@ -56,7 +68,177 @@ pub(crate) fn command() -> clap::Command {
     for host in crate::hosts::HOSTS {
         cmd = cmd.subcommand(host.command());
     }
-    cmd
+    // Every command's `--help` ends with its examples.
+    let header = cmd.get_styles().get_header().to_owned();
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    for name in names {
+        let help = examples_help(examples(Some(&name)), header);
+        cmd = cmd.mut_subcommand(&name, |c| c.after_help(help));
+    }
+    cmd.after_help(examples_help(examples(None), header))
+}
+
+/// One `--help` example: what it does, and the command line a user types. `tests/ship.rs`
+/// runs every one against a prepared fixture tree (`/srv/registry` and `site` stand for it).
+pub(crate) type Example = (&'static str, &'static str);
+
+const ROOT_EXAMPLES: &[Example] = &[
+    (
+        "Complete a tree, then write an nginx config for it",
+        "registrish-gen prepare /srv/registry && registrish-gen nginx /srv/registry --listen 127.0.0.1:5080 -o /etc/nginx/conf.d/registry.conf",
+    ),
+    (
+        "Every problem in the tree at once (exit 1 if any)",
+        "registrish-gen check /srv/registry",
+    ),
+    (
+        "Check the deployed registry from outside, route by route",
+        "registrish-gen probe https://registry.example.org /srv/registry",
+    ),
+];
+
+const IMPORT_EXAMPLES: &[Example] = &[
+    (
+        "One image of an OCI layout (`skopeo copy --all docker://alpine:3.20 oci:alpine:3.20`), tagged 3.20 and 3",
+        "registrish-gen import alpine:3.20 --name library/alpine:3.20 --tag 3 /srv/registry",
+    ),
+    (
+        "Every image of a `docker save myapp:1.0 -o myapp.tar` archive, under its own tag",
+        "registrish-gen import myapp.tar --name team/myapp /srv/registry",
+    ),
+];
+
+const CHECK_EXAMPLES: &[Example] = &[
+    (
+        "Every problem at once, one line each with its path",
+        "registrish-gen check /srv/registry",
+    ),
+    (
+        "Hash every blob too, and report as JSON",
+        "registrish-gen check /srv/registry --verify-blobs --format json",
+    ),
+    (
+        "What Cloudflare Pages could not host or serve of the tree",
+        "registrish-gen check /srv/registry --host cloudflare",
+    ),
+];
+
+const PREPARE_EXAMPLES: &[Example] = &[
+    (
+        "Add digest copies, tag lists, _catalog, /v2/ and error bodies (a second run changes nothing)",
+        "registrish-gen prepare /srv/registry",
+    ),
+    (
+        "The current directory is the tree by default",
+        "cd /srv/registry && registrish-gen prepare",
+    ),
+];
+
+const PROBE_EXAMPLES: &[Example] = &[
+    (
+        "Every route of the tree, as clients see it, after a deploy",
+        "registrish-gen probe https://registry.example.org /srv/registry",
+    ),
+    (
+        "Without the tree: discover through /v2/_catalog, 100 manifests and blobs, as JSON",
+        "registrish-gen probe https://registry.example.org --sample 100 --format json",
+    ),
+    (
+        "A bare bucket (S3, R2, MinIO): no digest header, its own 404s",
+        "registrish-gen probe https://bucket.example.org /srv/registry --expect s3",
+    ),
+];
+
+const RM_EXAMPLES: &[Example] = &[
+    (
+        "Remove one tag (its lists are rewritten at once; `gc` deletes what only it held)",
+        "registrish-gen rm /srv/registry demo/hello:v1.json",
+    ),
+    (
+        "Remove a manifest by digest, and every tag pointing at it",
+        "registrish-gen rm /srv/registry demo/oci@sha256:31a4a585b759933663310c50187a1b5fd490a98d66f45e118042b2853a7cd365",
+    ),
+];
+
+const GC_EXAMPLES: &[Example] = &[
+    (
+        "List, one path a line, what gc would delete (nothing is changed)",
+        "registrish-gen gc /srv/registry --dry-run",
+    ),
+    (
+        "Keep the 10 newest ci-* tags of each repository (and every other tag), delete the rest",
+        "registrish-gen gc /srv/registry --keep 10 --match ci-.+",
+    ),
+];
+
+const CREDENTIALS_EXAMPLES: &[Example] = &[
+    (
+        "One user's entry (the password on standard input, never in the process list)",
+        "echo a-long-passphrase | registrish-gen cloudflare-credentials alice",
+    ),
+    (
+        "Two users: one password line each, in order",
+        "(echo first-passphrase; echo second-passphrase) | registrish-gen cloudflare-credentials alice bob",
+    ),
+];
+
+const COMPLETIONS_EXAMPLES: &[Example] = &[
+    (
+        "bash (bash-completion loads it in new shells)",
+        "registrish-gen completions bash > ~/.local/share/bash-completion/completions/registrish-gen",
+    ),
+    (
+        "zsh (with `fpath=(~/.zfunc $fpath)` before `compinit` in ~/.zshrc)",
+        "registrish-gen completions zsh > ~/.zfunc/_registrish-gen",
+    ),
+    (
+        "fish",
+        "registrish-gen completions fish > ~/.config/fish/completions/registrish-gen.fish",
+    ),
+];
+
+const MAN_EXAMPLES: &[Example] = &[
+    (
+        "For your user (then `man registrish-gen`)",
+        "registrish-gen man > ~/.local/share/man/man1/registrish-gen.1",
+    ),
+    (
+        "For every user of the machine",
+        "registrish-gen man | gzip > /usr/local/share/man/man1/registrish-gen.1.gz",
+    ),
+];
+
+/// The examples of a subcommand, or of the whole command for `None`.
+pub(crate) fn examples(command: Option<&str>) -> &'static [Example] {
+    match command {
+        None => ROOT_EXAMPLES,
+        Some("import") => IMPORT_EXAMPLES,
+        Some("check") => CHECK_EXAMPLES,
+        Some("prepare") => PREPARE_EXAMPLES,
+        Some("probe") => PROBE_EXAMPLES,
+        Some("rm") => RM_EXAMPLES,
+        Some("gc") => GC_EXAMPLES,
+        Some("cloudflare-credentials") => CREDENTIALS_EXAMPLES,
+        Some("completions") => COMPLETIONS_EXAMPLES,
+        Some("man") => MAN_EXAMPLES,
+        Some(name) => crate::hosts::find(name).map_or(&[], |h| h.examples()),
+    }
+}
+
+fn examples_help(
+    examples: &[Example],
+    header: clap::builder::styling::Style,
+) -> clap::builder::StyledStr {
+    use std::fmt::Write;
+    let mut s = clap::builder::StyledStr::new();
+    let _ = write!(s, "{header}Examples:{header:#}");
+    for (what, command) in examples {
+        let _ = write!(s, "\n  # {what}\n  {command}\n");
+    }
+    s
 }
 
 #[derive(Args, Debug)]
@@ -135,5 +317,35 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         super::command().debug_assert();
+    }
+
+    /// Two or three examples for every command, each one running that command.
+    #[test]
+    fn every_command_has_two_or_three_examples_of_itself() {
+        let cmd = super::command();
+        let mut commands = vec![None];
+        commands.extend(cmd.get_subcommands().map(|c| Some(c.get_name())));
+        for name in commands {
+            let examples = super::examples(name);
+            assert!(
+                (2..=3).contains(&examples.len()),
+                "{name:?}: {} examples",
+                examples.len()
+            );
+            let prefix = match name {
+                Some(n) => format!("registrish-gen {n}"),
+                None => "registrish-gen".to_string(),
+            };
+            for (what, command) in examples {
+                assert!(!what.is_empty() && !what.contains('\n'));
+                assert!(
+                    command
+                        .split(" && ")
+                        .flat_map(|c| c.split(" | "))
+                        .any(|c| c == prefix || c.starts_with(&format!("{prefix} "))),
+                    "{name:?}: {command}"
+                );
+            }
+        }
     }
 }

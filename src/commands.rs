@@ -39,6 +39,8 @@ pub(crate) fn run(matches: &clap::ArgMatches) -> Result<Outcome> {
         Command::CloudflareCredentials(args) => run_credentials(&args),
         Command::Rm(args) => run_rm(&args),
         Command::Gc(args) => run_gc(&args),
+        Command::Completions(args) => crate::docs::completions(args.shell),
+        Command::Man => crate::docs::man(),
     }
 }
 

@@ -14,7 +14,8 @@
 //! - over a deployment: [`probe`] (a served registry checked from outside, against the tree's
 //!   routes or by discovery);
 //! - rendering: [`templates`], [`settings`], and [`hosts`] (the host table);
-//! - the surface: [`cli`] and [`commands`], which run any host through one path.
+//! - the surface: [`cli`] and [`commands`], which run any host through one path, and [`docs`]
+//!   (shell completions and the man page, generated from [`cli`]).
 
 mod address;
 mod auth;
@@ -22,6 +23,7 @@ mod check;
 mod cli;
 mod commands;
 mod digest;
+mod docs;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod gc;

@@ -27,6 +27,8 @@ fn host_commands() -> Vec<String> {
                 "rm",
                 "gc",
                 "cloudflare-credentials",
+                "completions",
+                "man",
                 "help",
             ]
             .contains(&word)

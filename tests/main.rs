@@ -14,6 +14,7 @@ mod golden;
 mod headers;
 mod hosts;
 mod regressions;
+mod ship;
 
 #[cfg(feature = "e2e")]
 mod data_safety;
@@ -43,3 +44,5 @@ mod e2e_probe;
 mod e2e_reference;
 #[cfg(feature = "e2e")]
 mod e2e_s3;
+#[cfg(feature = "e2e")]
+mod e2e_ship;

@@ -72,6 +72,16 @@ impl Host for Apache {
     const TEMPLATES: &'static [&'static str] = &["apache_htaccess.tera", "apache_vhost.tera"];
     const OUTPUT: Shape = Shape::Stdout;
     const OUTPUT_HELP: &'static str = "Write to FILE atomically instead of standard output.";
+    const EXAMPLES: &'static [crate::cli::Example] = &[
+        (
+            ".htaccess for a tree that is the document root (shared hosting)",
+            "registrish-gen apache /srv/registry -o /srv/registry/.htaccess",
+        ),
+        (
+            "A <VirtualHost> for the server config",
+            "registrish-gen apache /srv/registry --vhost --listen 10.0.0.5:5000 --server-name registry.example.org -o /etc/apache2/sites-available/registry.conf",
+        ),
+    ];
     const BLOBS_URL: bool = true;
     const HTPASSWD: bool = true;
     type Options = ApacheOptions;

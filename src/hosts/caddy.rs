@@ -61,6 +61,16 @@ impl Host for Caddy {
     const TEMPLATES: &'static [&'static str] = &["caddyfile.tera"];
     const OUTPUT: Shape = Shape::Stdout;
     const OUTPUT_HELP: &'static str = "Write to FILE atomically instead of standard output.";
+    const EXAMPLES: &'static [crate::cli::Example] = &[
+        (
+            "A site block with Caddy's automatic HTTPS (import it from your Caddyfile)",
+            "registrish-gen caddy /srv/registry --server-name registry.example.org -o /etc/caddy/registry.caddy",
+        ),
+        (
+            "Plain HTTP on this machine's port 8080, to standard output",
+            "registrish-gen caddy /srv/registry --listen 127.0.0.1:8080",
+        ),
+    ];
     const BLOBS_URL: bool = true;
     const HTPASSWD: bool = true;
     type Options = CaddyOptions;

@@ -56,6 +56,20 @@ impl Host for Cloudflare {
     const TEMPLATES: &'static [&'static str] = &["cloudflare_worker.js.tera"];
     const OUTPUT: Shape = Shape::Directory(&["_worker.js", "_routes.json"]);
     const OUTPUT_HELP: &'static str = "The Pages output directory to write into (default: TREE).";
+    const EXAMPLES: &'static [crate::cli::Example] = &[
+        (
+            "_worker.js and _routes.json into the directory you deploy (then `npx wrangler pages deploy site`)",
+            "registrish-gen cloudflare site",
+        ),
+        (
+            "On a paid plan, which allows more files",
+            "registrish-gen cloudflare site --max-files 100000",
+        ),
+        (
+            "Layers over 25 MiB: blobs redirected to another origin, a site without them",
+            "registrish-gen cloudflare site --blobs-url https://blobs.example.org -o pages",
+        ),
+    ];
     const BLOBS_URL: bool = true;
     type Options = CloudflareOptions;
     /// Whether the registry is private.

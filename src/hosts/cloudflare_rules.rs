@@ -81,6 +81,16 @@ impl Host for CloudflareRules {
     const TEMPLATES: &'static [&'static str] = &[];
     const OUTPUT: Shape = Shape::Stdout;
     const OUTPUT_HELP: &'static str = "Write to FILE atomically instead of standard output.";
+    const EXAMPLES: &'static [crate::cli::Example] = &[
+        (
+            "The Transform Rules body for an R2 bucket behind a domain (PUT it to the zone's ruleset)",
+            "registrish-gen cloudflare-rules /srv/registry -o rules.json",
+        ),
+        (
+            "In CI: exit 1 when the committed rules are stale",
+            "registrish-gen cloudflare-rules /srv/registry --check rules.json",
+        ),
+    ];
     type Options = NoOptions;
     type Settings = ();
 

@@ -23,6 +23,16 @@ impl Host for Headers {
     const TEMPLATES: &'static [&'static str] = &[];
     const OUTPUT: Shape = Shape::Stdout;
     const OUTPUT_HELP: &'static str = "Write to FILE atomically instead of standard output.";
+    const EXAMPLES: &'static [crate::cli::Example] = &[
+        (
+            "Every path's status and headers, for a host without a renderer",
+            "registrish-gen headers /srv/registry -o headers.json",
+        ),
+        (
+            "With tags cached for one minute",
+            "registrish-gen headers /srv/registry --tag-max-age 60 -o headers.json",
+        ),
+    ];
     type Options = NoOptions;
     type Settings = ();
 

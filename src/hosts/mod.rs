@@ -65,6 +65,9 @@ pub(crate) trait Host: 'static {
     const BLOBS_URL: bool = false;
     /// Whether it can require credentials from an htpasswd file (`--htpasswd`).
     const HTPASSWD: bool = false;
+    /// The examples its `--help` ends with (two or three; `/srv/registry` or `site` for the
+    /// tree), each run against a fixture by `tests/ship.rs`.
+    const EXAMPLES: &'static [crate::cli::Example] = &[];
     /// Its flags and its `registrish.toml` section, in one struct.
     type Options: clap::Args
         + clap::FromArgMatches
@@ -117,6 +120,8 @@ pub(crate) trait AnyHost: Sync {
     ) -> Result<Vec<Problem>>;
     /// Whether it can redirect blobs.
     fn blobs_url(&self) -> bool;
+    /// Its `--help` examples.
+    fn examples(&self) -> &'static [crate::cli::Example];
     /// Whether a `registrish.toml` section is valid for it.
     fn check_section(&self, section: Option<&toml::Value>) -> Result<()>;
 }
@@ -166,6 +171,10 @@ impl<H: Host> AnyHost for Entry<H> {
 
     fn blobs_url(&self) -> bool {
         H::BLOBS_URL
+    }
+
+    fn examples(&self) -> &'static [crate::cli::Example] {
+        H::EXAMPLES
     }
 
     fn check_section(&self, section: Option<&toml::Value>) -> Result<()> {

@@ -32,6 +32,16 @@ impl Host for Netlify {
     const TEMPLATES: &'static [&'static str] = &["netlify_headers.tera", "netlify_redirects.tera"];
     const OUTPUT: Shape = Shape::Directory(&["_headers", "_redirects"]);
     const OUTPUT_HELP: &'static str = "The publish directory to write `_headers` and `_redirects` into (default: TREE; with --blobs-url, a site of its own that gets every file but the blobs).";
+    const EXAMPLES: &'static [crate::cli::Example] = &[
+        (
+            "_headers and _redirects into the publish directory (then `netlify deploy --dir site`)",
+            "registrish-gen netlify site",
+        ),
+        (
+            "Blobs on another origin: a site of its own, every file but the blobs",
+            "registrish-gen netlify site --blobs-url https://blobs.example.org -o public",
+        ),
+    ];
     const BLOBS_URL: bool = true;
     type Options = NoOptions;
     type Settings = ();

@@ -61,6 +61,20 @@ impl Host for Nginx {
     const TEMPLATES: &'static [&'static str] = &["nginx.conf.tera"];
     const OUTPUT: Shape = Shape::Stdout;
     const OUTPUT_HELP: &'static str = "Write to FILE atomically instead of standard output.";
+    const EXAMPLES: &'static [crate::cli::Example] = &[
+        (
+            "HTTPS for a host name (docker and containerd want TLS from anything but localhost)",
+            "registrish-gen nginx /srv/registry --server-name registry.example.org --ssl-certificate /etc/letsencrypt/live/registry.example.org/fullchain.pem --ssl-certificate-key /etc/letsencrypt/live/registry.example.org/privkey.pem -o /etc/nginx/conf.d/registry.conf",
+        ),
+        (
+            "Plain HTTP on this machine's port 5080 (then `nginx -s reload`)",
+            "registrish-gen nginx /srv/registry --listen 127.0.0.1:5080 -o /etc/nginx/conf.d/registry.conf",
+        ),
+        (
+            "In CI: exit 1 when the committed config is not what the tree gives now",
+            "registrish-gen nginx /srv/registry --listen 127.0.0.1:5080 --check /etc/nginx/conf.d/registry.conf",
+        ),
+    ];
     const BLOBS_URL: bool = true;
     const HTPASSWD: bool = true;
     type Options = NginxOptions;

@@ -69,6 +69,20 @@ impl Host for S3 {
     const TEMPLATES: &'static [&'static str] = &["s3.sh.tera", "upload_plan.sh.tera"];
     const OUTPUT: Shape = Shape::Stdout;
     const OUTPUT_HELP: &'static str = "Write to FILE atomically instead of standard output.";
+    const EXAMPLES: &'static [crate::cli::Example] = &[
+        (
+            "An upload script for an AWS bucket (then `bash upload.sh`)",
+            "registrish-gen s3 /srv/registry --bucket registry -o upload.sh",
+        ),
+        (
+            "For Cloudflare R2",
+            "registrish-gen s3 /srv/registry --bucket registry --endpoint https://ACCOUNT.r2.cloudflarestorage.com -o upload.sh",
+        ),
+        (
+            "Only the blobs, for the origin another host's --blobs-url points at",
+            "registrish-gen s3 /srv/registry --bucket blobs --only blobs -o blobs.sh",
+        ),
+    ];
     type Options = S3Options;
     type Settings = S3Settings;
 

@@ -39,6 +39,16 @@ impl Host for Storj {
     const TEMPLATES: &'static [&'static str] = &["storj.sh.tera", "upload_plan.sh.tera"];
     const OUTPUT: Shape = Shape::Stdout;
     const OUTPUT_HELP: &'static str = "Write to FILE atomically instead of standard output.";
+    const EXAMPLES: &'static [crate::cli::Example] = &[
+        (
+            "An uplink upload script (then `bash upload-storj.sh`)",
+            "registrish-gen storj /srv/registry --bucket registry -o upload-storj.sh",
+        ),
+        (
+            "Tags and tag lists cached for one minute",
+            "registrish-gen storj /srv/registry --bucket registry --tag-max-age 60 -o upload-storj.sh",
+        ),
+    ];
     type Options = StorjOptions;
     /// The bucket and `--delete`.
     type Settings = (String, Option<upload::DeleteMode>);

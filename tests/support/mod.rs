@@ -7,6 +7,8 @@
 pub mod case;
 pub mod fixture;
 pub mod process;
+// A static host in a thread, no tool needed: the fast set's help examples probe it too.
+pub mod static_host;
 
 // The end-to-end harness: hosts, clients and the HTTP contract they are held to.
 #[cfg(feature = "e2e")]
@@ -27,8 +29,6 @@ pub mod registry;
 pub mod s3;
 #[cfg(feature = "e2e")]
 pub mod servers;
-#[cfg(feature = "e2e")]
-pub mod static_host;
 #[cfg(feature = "e2e")]
 pub mod tools;
 
