@@ -109,6 +109,38 @@ fn after_rm_and_gc_the_removed_tag_is_404_and_every_kept_tag_pulls() {
     assert!(!list.contains("app2"), "{list}");
 }
 
+/// Retention: of a repository of 50 CI tags (and `stable`), `gc --keep 5 --match ci-.+` keeps
+/// the five newest CI tags, and their closure pulls: skopeo copies each whole graph and crane
+/// reads its digest; a dropped tag is a 404.
+#[test]
+fn retention_keeps_the_newest_ci_tags_and_their_closure_pulls() {
+    let f = fixture::build("gc", &[]);
+    let tree = f.tree();
+    let t = tree.to_str().unwrap();
+    run_bin_ok(["prepare", t], f.dir.path());
+    run_bin_ok(["gc", t, "--keep", "5", "--match", "ci-.+"], f.dir.path());
+    let nginx = serve(&f);
+    let host = format!("127.0.0.1:{}", nginx.port());
+    let home = TempDir::new("crane-retention");
+    let tags = &f.repositories()["ci/app"]["tags"];
+    for tag in [
+        "ci-0046", "ci-0047", "ci-0048", "ci-0049", "ci-0050", "stable",
+    ] {
+        let reference = format!("{host}/ci/app:{tag}");
+        let out = TempDir::new("retention-pull");
+        crate::support::clients::skopeo_copy_all(&reference, &out.join("image"));
+        assert_eq!(
+            crane(home.path(), &["digest", &reference]),
+            tags[tag]["digest"].as_str().unwrap(),
+            "{reference}"
+        );
+    }
+    for dropped in ["ci-0002", "ci-0045"] {
+        let r = http::get(nginx.port(), &format!("/v2/ci/app/manifests/{dropped}"));
+        assert_eq!(r.status, 404, "{dropped}");
+    }
+}
+
 /// One observer pass over every kept tag's graph: (start, end, non-200 answers, files of one
 /// repository's manifests/ at the start and at the end).
 struct Pass {
