@@ -165,10 +165,12 @@ impl Client {
             .max_idle_connections(64)
             .max_idle_connections_per_host(64)
             .build();
-        let auth = options
-            .credentials
-            .as_ref()
-            .map(|(u, p)| Arc::from(format!("Basic {}", base64(format!("{u}:{p}").as_bytes()))));
+        let auth = options.credentials.as_ref().map(|(u, p)| {
+            Arc::from(format!(
+                "Basic {}",
+                crate::auth::base64(format!("{u}:{p}").as_bytes())
+            ))
+        });
         Ok(Client {
             agent: config.into(),
             origin,
@@ -435,46 +437,9 @@ pub(crate) fn resolve(current: &str, location: &str) -> Option<String> {
     Some(format!("{origin}{dir}{location}"))
 }
 
-/// RFC 4648 base64 with padding, for the Basic credentials (too small a need for a crate).
-pub(crate) fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_rfc_4648_vectors() {
-        for (plain, encoded) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(plain.as_bytes()), encoded, "{plain}");
-        }
-    }
 
     #[test]
     fn origins_and_redirect_targets() {
