@@ -541,6 +541,7 @@ fn build(spec: &ModelSpec, root: &Path) -> Registry {
                 media_type,
                 size: m.size,
                 references: references.into(),
+                artifact: None,
                 digest_file: true,
                 first_tag: None,
             });

@@ -7,7 +7,7 @@
 //! `v2/index.html` (the index document every static host serves for a
 //! directory).
 
-use crate::grammar::{Digest, Name};
+use crate::grammar::{Digest, Name, Tag};
 use std::fmt::Display;
 
 pub(crate) const V2: &str = "v2";
@@ -16,6 +16,15 @@ pub(crate) const INDEX_FILE: &str = "index.html";
 pub(crate) const CATALOG_FILE: &str = "_catalog";
 pub(crate) const ERRORS_DIR: &str = "_errors";
 pub(crate) const INDEX_BODY: &[u8] = b"{}";
+/// The directory of a repository holding its referrers indexes, one file per subject named
+/// `sha256:<hex>`. No repository can own such a file: a colon is never in a name component.
+pub(crate) const REFERRERS_DIR: &str = "referrers";
+/// What every host answers for a subject nothing refers to: the OCI distribution-spec 1.1
+/// ("Listing Referrers") asks for 200 and an empty index, never a 404. `_` never starts a
+/// repository name, so no repository collides with it.
+pub(crate) const EMPTY_REFERRERS_FILE: &str = "_referrers_empty.json";
+pub(crate) const EMPTY_REFERRERS_BODY: &[u8] =
+    br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
 
 /// `v2/<name>/manifests/<tag or digest>`, relative to TREE.
 pub(crate) fn manifest_file(name: &Name, reference: &impl Display) -> String {
@@ -39,6 +48,21 @@ pub(crate) fn blob_file(name: &Name, digest: &Digest) -> String {
 
 pub(crate) fn tags_list_file(name: &Name) -> String {
     format!("v2/{name}/tags/list")
+}
+
+/// `v2/<name>/referrers/sha256:<hex>`: the referrers index of one subject, relative to TREE.
+pub(crate) fn referrers_file(name: &Name, subject: &Digest) -> String {
+    format!("v2/{name}/{REFERRERS_DIR}/{subject}")
+}
+
+pub(crate) fn empty_referrers_file() -> String {
+    format!("{V2}/{EMPTY_REFERRERS_FILE}")
+}
+
+/// The tag clients without the referrers API read and write instead (distribution-spec 1.1,
+/// "Referrers Tag Schema"): `sha256-<hex>` of the subject.
+pub(crate) fn fallback_tag(subject: &Digest) -> Tag {
+    Tag::parse(&format!("sha256-{}", subject.hex())).expect("sha256-<64 hex> is a valid tag")
 }
 
 pub(crate) fn catalog_file() -> String {
@@ -70,8 +94,12 @@ pub(crate) fn request_path(file: &str) -> String {
 pub(crate) fn is_generated(parts: &[&str]) -> bool {
     let file_name = parts[parts.len() - 1];
     let parent = parts.get(parts.len().wrapping_sub(2)).copied();
-    (parts.len() == 2 && (file_name == INDEX_FILE || file_name == CATALOG_FILE))
+    (parts.len() == 2
+        && (file_name == INDEX_FILE
+            || file_name == CATALOG_FILE
+            || file_name == EMPTY_REFERRERS_FILE))
         || parts.get(1) == Some(&ERRORS_DIR)
+        || (parts.len() >= 4 && parent == Some(REFERRERS_DIR) && Digest::parse(file_name).is_some())
         || (parent == Some("tags") && file_name == "list")
 }
 
@@ -160,6 +188,13 @@ mod tests {
             ("v2/a/tags/list", true),
             ("v2/a/index.html", false),
             ("v2/a/manifests/list", false),
+            ("v2/_referrers_empty.json", true),
+            (
+                "v2/a/referrers/sha256:0000000000000000000000000000000000000000000000000000000000000000",
+                true,
+            ),
+            ("v2/a/referrers/list", false),
+            ("v2/referrers/sha256:x", false),
         ] {
             let parts: Vec<&str> = path.split('/').collect();
             assert_eq!(is_generated(&parts), generated, "{path}");

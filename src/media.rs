@@ -111,6 +111,17 @@ pub struct Parsed {
     pub media_type: MediaType,
     /// Shared: hard-linked tag and digest files parse to one list.
     pub references: std::sync::Arc<[Reference]>,
+    /// What a referrers index says of this manifest; `Some` only when it has a `subject`.
+    pub artifact: Option<std::sync::Arc<Artifact>>,
+}
+
+/// The fields of a manifest with a `subject` that its descriptor in the subject's referrers
+/// index carries (OCI distribution-spec 1.1, "Listing Referrers"): `artifactType` is the
+/// manifest's own, else its config's `mediaType`; the annotations are copied as they are.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Artifact {
+    pub artifact_type: Option<String>,
+    pub annotations: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Why bytes under `manifests/` cannot be served as a manifest.
@@ -130,6 +141,9 @@ struct RawManifest {
     layers: Option<Vec<RawDescriptor>>,
     manifests: Option<Vec<RawDescriptor>>,
     subject: Option<RawDescriptor>,
+    #[serde(rename = "artifactType")]
+    artifact_type: Option<String>,
+    annotations: Option<std::collections::BTreeMap<String, String>>,
     #[serde(rename = "fsLayers")]
     fs_layers: Option<Vec<RawFsLayer>>,
     signatures: Option<serde_json::Value>,
@@ -137,6 +151,8 @@ struct RawManifest {
 
 #[derive(Deserialize)]
 struct RawDescriptor {
+    #[serde(rename = "mediaType")]
+    media_type: Option<String>,
     digest: String,
     size: u64,
     urls: Option<Vec<String>>,
@@ -149,15 +165,16 @@ struct RawFsLayer {
 }
 
 pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed, ParseError> {
-    let raw: RawManifest = serde_json::from_slice(bytes)
-        .map_err(|e| ParseError::NotAManifest(format!("not a JSON manifest ({e})")))?;
     // serde reads a struct from a JSON array too (its fields in order), but every manifest
-    // format is an object, and clients (Go structs) refuse an array.
-    if bytes.iter().find(|b| !b" \t\n\r".contains(b)) != Some(&b'{') {
+    // format is an object, and clients (Go structs) refuse an array. Checked before parsing,
+    // so the answer does not depend on how many fields the struct has.
+    if bytes.iter().find(|b| !b" \t\n\r".contains(b)) == Some(&b'[') {
         return Err(ParseError::NotAManifest(
             "a JSON array, not an object".into(),
         ));
     }
+    let raw: RawManifest = serde_json::from_slice(bytes)
+        .map_err(|e| ParseError::NotAManifest(format!("not a JSON manifest ({e})")))?;
     let media_type = match &raw.media_type {
         Some(serde_json::Value::String(s)) => MediaType::parse(s)
             .ok_or_else(|| ParseError::UnknownMediaType(format!("unknown mediaType {s:?}")))?,
@@ -210,12 +227,20 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed, ParseError> {
             references.retain(|r| seen.insert(r.digest.clone()));
         }
     }
-    if let Some(s) = &raw.subject {
+    let artifact = raw.subject.as_ref().map(|s| {
         push(&mut references, s, Role::Subject);
-    }
+        std::sync::Arc::new(Artifact {
+            artifact_type: raw
+                .artifact_type
+                .clone()
+                .or_else(|| raw.config.as_ref().and_then(|c| c.media_type.clone())),
+            annotations: raw.annotations.clone(),
+        })
+    });
     Ok(Parsed {
         media_type,
         references: references.into(),
+        artifact,
     })
 }
 
@@ -336,6 +361,30 @@ mod tests {
             parse(object.as_bytes()).unwrap().media_type,
             MediaType::OciIndex
         );
+    }
+
+    #[test]
+    fn a_subject_makes_an_artifact() {
+        let with_type = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/x-sig",
+            "config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{D}","size":2}},"layers":[],
+            "subject":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{D}","size":9}},
+            "annotations":{{"b":"2","a":"1"}}}}"#
+        );
+        let a = parse(with_type.as_bytes()).unwrap().artifact.unwrap();
+        assert_eq!(a.artifact_type.as_deref(), Some("application/x-sig"));
+        assert_eq!(a.annotations.as_ref().map(|m| m.len()), Some(2));
+        // No artifactType: the config's mediaType stands in.
+        let from_config = format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"application/x-cfg","digest":"{D}","size":2}},"layers":[],
+            "subject":{{"digest":"{D}","size":9}}}}"#
+        );
+        let a = parse(from_config.as_bytes()).unwrap().artifact.unwrap();
+        assert_eq!(a.artifact_type.as_deref(), Some("application/x-cfg"));
+        assert_eq!(a.annotations, None);
+        let plain =
+            format!(r#"{{"schemaVersion":2,"config":{{"digest":"{D}","size":1}},"layers":[]}}"#);
+        assert!(parse(plain.as_bytes()).unwrap().artifact.is_none());
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 use crate::grammar::{Digest, Name, Tag};
 use crate::layout;
-use crate::media::{MediaType, Reference};
+use crate::media::{Artifact, MediaType, Reference};
 use crate::problem::Problem;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -79,6 +79,20 @@ pub(crate) struct Repository {
     pub manifests: BTreeMap<Digest, Manifest>,
     /// Blob digest -> size in bytes (when the scan stat'ed blobs), for blob files present.
     pub blobs: BTreeMap<Digest, Option<u64>>,
+    /// Subject digest -> its referrers index, for every subject some manifest of this
+    /// repository names (the subject itself need not be here: a referrer may come first).
+    pub referrers: BTreeMap<Digest, Referrers>,
+}
+
+/// A subject's referrers index, as `prepare` writes it under `referrers/` and, when the tag
+/// is its own, as the fallback tag `sha256-<hex>`.
+#[derive(Debug, Clone)]
+pub(crate) struct Referrers {
+    pub bytes: std::sync::Arc<[u8]>,
+    pub digest: Digest,
+    /// Whether the fallback tag is prepare's to write: absent, already these bytes, or the
+    /// bytes prepare wrote last time. A tag with anyone else's content is left alone.
+    pub fallback: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -86,6 +100,8 @@ pub(crate) struct Manifest {
     pub media_type: MediaType,
     pub size: u64,
     pub references: std::sync::Arc<[Reference]>,
+    /// `Some` for a manifest with a `subject`: what its subject's referrers index says of it.
+    pub artifact: Option<std::sync::Arc<Artifact>>,
     /// Whether `manifests/<digest>` exists with the right bytes (prepare creates it).
     pub digest_file: bool,
     /// The first tag holding these bytes, when no digest file exists yet.
@@ -121,6 +137,7 @@ impl Repository {
             tags: BTreeMap::new(),
             manifests: BTreeMap::new(),
             blobs: BTreeMap::new(),
+            referrers: BTreeMap::new(),
         }
     }
 

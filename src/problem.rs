@@ -47,6 +47,8 @@ pub enum Kind {
     NotRegular,
     /// A manifest or blob no tag reaches: `gc` deletes it (a warning).
     Unreachable,
+    /// The fallback tag `sha256-<hex>` holds content `prepare` did not write: left alone.
+    ForeignFallbackTag,
 }
 
 impl Kind {
@@ -81,6 +83,7 @@ impl Kind {
             Kind::ForeignConfig => "foreign-config",
             Kind::NotRegular => "not-regular-file",
             Kind::Unreachable => "unreachable",
+            Kind::ForeignFallbackTag => "foreign-fallback-tag",
         }
     }
 }

@@ -117,10 +117,20 @@ pub(crate) struct Route {
 pub(crate) fn all(registry: &Registry) -> Vec<Route> {
     let mut out = Vec::new();
     for (file, bytes) in generated_files(registry) {
-        if file.starts_with(&format!("{}/{}/", layout::V2, layout::ERRORS_DIR)) {
+        // Error bodies and the empty referrers index answer misses, not a path of their own;
+        // fallback tags and their digest files are manifests, listed with the others below.
+        if file.starts_with(&format!("{}/{}/", layout::V2, layout::ERRORS_DIR))
+            || file == layout::empty_referrers_file()
+            || file.contains("/manifests/")
+        {
             continue;
         }
         let path = layout::request_path(&file);
+        let content_type = if is_referrers_file(&file) {
+            MediaType::OciIndex.as_str()
+        } else {
+            JSON
+        };
         out.push(Route {
             cache: if path == "/v2/" {
                 Cache::None
@@ -128,7 +138,7 @@ pub(crate) fn all(registry: &Registry) -> Vec<Route> {
                 Cache::Mutable
             },
             path,
-            content_type: JSON,
+            content_type,
             digest: None,
             size: Some(bytes.len() as u64),
         });
@@ -173,11 +183,90 @@ pub(crate) fn files_without_blobs(registry: &Registry) -> Vec<String> {
     out
 }
 
+/// Whether a file of the tree (relative to TREE) is a referrers index.
+pub(crate) fn is_referrers_file(file: &str) -> bool {
+    let parts: Vec<&str> = file.split('/').collect();
+    parts.len() >= 4
+        && parts[parts.len() - 2] == layout::REFERRERS_DIR
+        && layout::is_generated(&parts)
+}
+
+/// One descriptor of a referrers index, fields in the order the distribution-spec shows them.
+#[derive(serde::Serialize)]
+struct Descriptor<'a> {
+    #[serde(rename = "mediaType")]
+    media_type: &'static str,
+    digest: &'a Digest,
+    size: u64,
+    #[serde(rename = "artifactType", skip_serializing_if = "Option::is_none")]
+    artifact_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    annotations: Option<&'a std::collections::BTreeMap<String, String>>,
+}
+
+#[derive(serde::Serialize)]
+struct Index<'a> {
+    #[serde(rename = "schemaVersion")]
+    schema_version: u8,
+    #[serde(rename = "mediaType")]
+    media_type: &'static str,
+    manifests: Vec<Descriptor<'a>>,
+}
+
+/// The bytes of every referrers index of a repository, by subject: one descriptor for each
+/// manifest of the repository whose `subject` is that digest, ordered by the referrer's digest
+/// (the spec leaves the order open; a fixed one keeps re-prepares byte-stable).
+pub(crate) fn referrers_indexes(repo: &Repository) -> std::collections::BTreeMap<Digest, Vec<u8>> {
+    let mut by_subject: std::collections::BTreeMap<Digest, Vec<Descriptor<'_>>> =
+        Default::default();
+    for (digest, m) in &repo.manifests {
+        let Some(artifact) = &m.artifact else {
+            continue;
+        };
+        let subject = m
+            .references
+            .iter()
+            .find(|r| r.role == crate::media::Role::Subject)
+            .and_then(|r| r.digest.as_ref().ok());
+        if let Some(subject) = subject {
+            by_subject.entry(*subject).or_default().push(Descriptor {
+                media_type: m.media_type.as_str(),
+                digest,
+                size: m.size,
+                artifact_type: artifact.artifact_type.as_deref(),
+                annotations: artifact.annotations.as_ref(),
+            });
+        }
+    }
+    by_subject
+        .into_iter()
+        .map(|(subject, manifests)| {
+            let index = Index {
+                schema_version: 2,
+                media_type: MediaType::OciIndex.as_str(),
+                manifests,
+            };
+            (subject, serde_json::to_vec(&index).expect("serializable"))
+        })
+        .collect()
+}
+
 /// The files `prepare` owns, (path relative to TREE, bytes): `tags/list` per
-/// repository with tags, `_catalog`, the `/v2/` body and the error bodies.
+/// repository with tags, `_catalog`, the `/v2/` body, the error bodies, the empty referrers
+/// index, and per subject with referrers its index under `referrers/` and, when the tag is
+/// prepare's, the fallback tag `sha256-<hex>` and its digest file.
 pub(crate) fn generated_files(registry: &Registry) -> Vec<(String, Vec<u8>)> {
     let mut files = Vec::new();
     for (name, repo) in &registry.repositories {
+        for (subject, r) in &repo.referrers {
+            files.push((layout::referrers_file(name, subject), r.bytes.to_vec()));
+            if r.fallback {
+                let tag = layout::fallback_tag(subject);
+                // The digest file first: a pull that reads the tag finds what it names.
+                files.push((layout::manifest_file(name, &r.digest), r.bytes.to_vec()));
+                files.push((layout::manifest_file(name, &tag), r.bytes.to_vec()));
+            }
+        }
         if repo.tags.is_empty() {
             continue;
         }
@@ -193,6 +282,10 @@ pub(crate) fn generated_files(registry: &Registry) -> Vec<(String, Vec<u8>)> {
             .into_bytes(),
     ));
     files.push((layout::index_file(), layout::INDEX_BODY.to_vec()));
+    files.push((
+        layout::empty_referrers_file(),
+        layout::EMPTY_REFERRERS_BODY.to_vec(),
+    ));
     for code in ErrorCode::ALL {
         files.push((layout::error_file(code), code.body().into_bytes()));
     }

@@ -214,8 +214,60 @@ pub(crate) fn scan(tree: &Path, options: Options) -> Result<Registry> {
 
     build_repositories(&mut registry, &raw, options)?;
     check_references(&mut registry);
+    complete_referrers(&mut registry);
     registry.problems.sort();
     Ok(registry)
+}
+
+/// Puts every repository's referrers indexes into the model, and their fallback tags
+/// `sha256-<hex>` where the tag is prepare's: absent, already the index, or holding the index
+/// prepare wrote last time (the bytes of `referrers/sha256:<hex>` on disk). A tag with other
+/// content (a client's own fallback index, or anything else) is reported and kept as it is.
+fn complete_referrers(registry: &mut Registry) {
+    let root = registry.root.clone();
+    let mut problems = Vec::new();
+    for (name, repo) in registry.repositories.iter_mut() {
+        for (subject, bytes) in crate::routes::referrers_indexes(repo) {
+            let digest = crate::digest::of_bytes(&bytes);
+            let tag = layout::fallback_tag(&subject);
+            let fallback = match repo.tags.get(&tag) {
+                None => true,
+                Some(d) if *d == digest => true,
+                Some(d) => fs::read(root.join(layout::referrers_file(name, &subject)))
+                    .is_ok_and(|last| crate::digest::of_bytes(&last) == *d),
+            };
+            if fallback {
+                let media = crate::media::parse(&bytes).expect("an index prepare makes parses");
+                repo.manifests.entry(digest).or_insert_with(|| Manifest {
+                    media_type: media.media_type,
+                    size: bytes.len() as u64,
+                    references: media.references,
+                    artifact: None,
+                    // prepare writes it (a generated file), so nothing is linked.
+                    digest_file: true,
+                    first_tag: None,
+                });
+                repo.tags.insert(tag, digest);
+            } else {
+                problems.push(Problem::warning(
+                    layout::manifest_file(name, &tag),
+                    Kind::ForeignFallbackTag,
+                    format!(
+                        "the referrers fallback tag of {subject} holds content prepare did not write; left as it is (clients without the referrers API read it)"
+                    ),
+                ));
+            }
+            repo.referrers.insert(
+                subject,
+                crate::model::Referrers {
+                    bytes: bytes.into(),
+                    digest,
+                    fallback,
+                },
+            );
+        }
+    }
+    registry.problems.extend(problems);
 }
 
 /// Resolves an in-tree symlink to its target; anything leading outside TREE,
@@ -437,6 +489,7 @@ fn build_repositories(
                     media_type: parsed.media_type,
                     size: *size,
                     references: parsed.references.clone(),
+                    artifact: parsed.artifact.clone(),
                     digest_file: false,
                     first_tag: Some(tag.clone()),
                 });
@@ -496,6 +549,7 @@ fn build_repositories(
                     media_type: parsed.media_type,
                     size: *size,
                     references: parsed.references.clone(),
+                    artifact: parsed.artifact.clone(),
                     digest_file: true,
                     first_tag: None,
                 });
@@ -634,6 +688,97 @@ mod tests {
         fs::create_dir_all(dir.join("v2/a/manifests")).unwrap();
         fs::create_dir_all(dir.join("v2/a/blobs")).unwrap();
         dir
+    }
+
+    /// Issue 15: prepare writes each subject's referrers index and its fallback tag, a second
+    /// prepare changes nothing, a new referrer rewrites both, and a fallback tag with content
+    /// prepare did not write is reported and kept.
+    #[test]
+    fn referrers_indexes_and_fallback_tags() {
+        let dir = tree("referrers");
+        let config = br#"{"architecture":"amd64","os":"linux"}"#;
+        let config_digest = digest::of_bytes(config);
+        fs::write(dir.join(format!("v2/a/blobs/{config_digest}")), config).unwrap();
+        let empty = b"{}";
+        let empty_digest = digest::of_bytes(empty);
+        fs::write(dir.join(format!("v2/a/blobs/{empty_digest}")), empty).unwrap();
+        let image = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[]}}"#,
+            config.len()
+        );
+        let subject = digest::of_bytes(image.as_bytes());
+        fs::write(dir.join("v2/a/manifests/latest"), &image).unwrap();
+        let referrer = |n: u8| {
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/x-sig","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{empty_digest}","size":2}},"layers":[],"subject":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{subject}","size":{}}},"annotations":{{"n":"{n}"}}}}"#,
+                image.len()
+            )
+        };
+        let put = |m: &str| {
+            let d = digest::of_bytes(m.as_bytes());
+            fs::write(dir.join(format!("v2/a/manifests/{d}")), m).unwrap();
+            d
+        };
+        let first = put(&referrer(1));
+        let prepared = || {
+            let registry = scan(&dir, Options::default()).unwrap();
+            crate::prepare::prepare(&registry).unwrap();
+            let again = scan(&dir, Options::default()).unwrap();
+            assert_eq!(crate::routes::pending(&again), vec![]);
+            again
+        };
+        let registry = prepared();
+        let index_file = dir.join(format!("v2/a/referrers/{subject}"));
+        let fallback = dir.join(format!("v2/a/manifests/sha256-{}", subject.hex()));
+        let index: serde_json::Value =
+            serde_json::from_slice(&fs::read(&index_file).unwrap()).unwrap();
+        assert_eq!(
+            index["mediaType"],
+            "application/vnd.oci.image.index.v1+json"
+        );
+        assert_eq!(index["manifests"][0]["digest"], first.to_string());
+        assert_eq!(index["manifests"][0]["artifactType"], "application/x-sig");
+        assert_eq!(index["manifests"][0]["annotations"]["n"], "1");
+        assert_eq!(fs::read(&fallback).unwrap(), fs::read(&index_file).unwrap());
+        let tags = fs::read_to_string(dir.join("v2/a/tags/list")).unwrap();
+        assert!(
+            tags.contains(&format!("sha256-{}", subject.hex())),
+            "{tags}"
+        );
+        let index_digest = registry.repositories.values().next().unwrap().tags
+            [&crate::layout::fallback_tag(&subject)];
+        assert!(dir.join(format!("v2/a/manifests/{index_digest}")).is_file());
+        assert!(registry.problems.is_empty(), "{:?}", registry.problems);
+
+        let second = put(&referrer(2));
+        prepared();
+        let index: serde_json::Value =
+            serde_json::from_slice(&fs::read(&index_file).unwrap()).unwrap();
+        let listed: Vec<String> = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["digest"].as_str().unwrap().to_string())
+            .collect();
+        let mut want = vec![first.to_string(), second.to_string()];
+        want.sort();
+        assert_eq!(listed, want, "ordered by digest");
+        assert_eq!(fs::read(&fallback).unwrap(), fs::read(&index_file).unwrap());
+
+        // Someone else's fallback tag: reported, never replaced.
+        fs::write(&fallback, &image).unwrap();
+        let registry = scan(&dir, Options::default()).unwrap();
+        assert!(
+            registry
+                .problems
+                .iter()
+                .any(|p| p.kind == Kind::ForeignFallbackTag),
+            "{:?}",
+            registry.problems
+        );
+        crate::prepare::prepare(&registry).unwrap();
+        assert_eq!(fs::read(&fallback).unwrap(), image.as_bytes());
+        let _ = fs::remove_dir_all(&dir);
     }
 
     /// Regression (issue 8, bug 4): `check` reads a tag and its hard-linked

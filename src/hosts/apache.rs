@@ -434,6 +434,7 @@ mod tests {
                         media_type: MediaType::OciManifest,
                         size: 1,
                         references: Vec::new().into(),
+                        artifact: None,
                         digest_file: true,
                         first_tag: None,
                     },

@@ -133,6 +133,22 @@ fn plan(registry: &Registry) -> Result<Plan> {
             paths,
         });
     }
+    // A referrers index names its referrers, so it goes after every manifest by digest; the
+    // fallback tags `sha256-<hex>` are tags (in `routes::manifests`) and go with the tags.
+    phases.push(Phase {
+        title: "referrers indexes, after their subjects and referrers".into(),
+        content_type: MediaType::OciIndex.as_str(),
+        content_addressed: false,
+        paths: registry
+            .repositories
+            .iter()
+            .flat_map(|(name, repo)| {
+                repo.referrers
+                    .keys()
+                    .map(move |subject| layout::referrers_file(name, subject))
+            })
+            .collect(),
+    });
     for (media_type, paths) in tags {
         phases.push(Phase {
             title: "tags".into(),
@@ -146,9 +162,17 @@ fn plan(registry: &Registry) -> Result<Plan> {
         title: "tags/list, _catalog, /v2/ and error bodies".into(),
         content_type: JSON,
         content_addressed: false,
+        // Less the referrers indexes and fallback tags (their own phases above) and the empty
+        // referrers index: an object store answers a missing key with its own 404, and a
+        // client takes a 404 from the referrers API as "use the fallback tag".
         paths: routes::generated_files(registry)
             .into_iter()
             .map(|(rel, _)| rel)
+            .filter(|rel| {
+                !rel.contains("/manifests/")
+                    && !routes::is_referrers_file(rel)
+                    && *rel != layout::empty_referrers_file()
+            })
             .collect(),
     });
     for phase in &mut phases {
@@ -287,6 +311,7 @@ mod tests {
             media_type,
             size: 1,
             references: Arc::from(references),
+            artifact: None,
             digest_file: true,
             first_tag: None,
         }
