@@ -3,7 +3,10 @@
 //! It adds `manifests/sha256:<hex>` for every tag (containerd HEADs the tag,
 //! then GETs the digest), `tags/list` per repository, `v2/_catalog`, the
 //! `/v2/` body (`v2/index.html`, which static hosts serve for `/v2/`) and the
-//! JSON error bodies under `v2/_errors/`. Existing user files are never
+//! JSON error bodies under `v2/_errors/`, and for every subject some manifest names (OCI 1.1
+//! referrers, issue 15) its referrers index `v2/<name>/referrers/sha256:<hex>`, the fallback tag
+//! `sha256-<hex>` with the same bytes (unless that tag holds content prepare did not write) and
+//! the empty index `v2/_referrers_empty.json`. Existing user files are never
 //! overwritten: a digest file with the wrong bytes is reported, not replaced.
 //! Every write is skipped when the bytes are already right, so a second run
 //! changes nothing.
