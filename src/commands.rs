@@ -4,7 +4,7 @@
 //! `--check` found a stale file), 2 usage or I/O error.
 
 use crate::cli::{CheckArgs, Cli, Command, Format, GcArgs, ImportArgs, RmArgs};
-use crate::hosts::{self, Ctx, HOSTS, Host, Site};
+use crate::hosts::{self, Credentials, Ctx, HOSTS, Host, Site};
 use crate::model::Registry;
 use crate::output::{Destination, Shape};
 use crate::problem::{Kind, Problem, Severity};
@@ -105,37 +105,23 @@ pub(crate) fn run_host<H: Host>(args: CommonArgs, flags: H::Options) -> Result<O
     let mut common = Common::resolve(&args, &file)?;
     if common.blobs_url.is_some() && !H::BLOBS_URL {
         if args.blobs_url.is_some() {
-            bail!(
-                "--blobs-url: {} serves blobs itself; the hosts that redirect them are {}",
-                H::NAME,
-                blob_redirecting_hosts()
-            );
+            refuse_blobs_url(H::NAME)?;
         }
         // `[blobs] url` in the settings file is for the hosts that redirect.
         common.blobs_url = None;
     }
     if common.htpasswd.is_some() {
-        if !H::HTPASSWD {
-            if args.htpasswd.is_some() || H::NAME == "cloudflare" || H::NAME == "netlify" {
-                bail!(
-                    "{}: {}",
-                    H::NAME,
-                    match H::NAME {
-                        "cloudflare" =>
-                            "Pages cannot read an htpasswd file: the worker checks PBKDF2 entries from a Pages secret; use `cloudflare --private` and `registrish-gen cloudflare-credentials USER`",
-                        "netlify" =>
-                            "Netlify's Basic-Auth header rules hold clear-text passwords in the deployed _headers (Pro plans and above), so registrish-gen does not offer a private registry there; serve it from nginx, Apache, Caddy or Pages",
-                        _ =>
-                            "an upload script cannot make a bucket private: its policy (or the CDN in front) must; --htpasswd is for nginx, apache and caddy",
-                    }
-                );
+        match H::CREDENTIALS {
+            Credentials::Htpasswd if common.blobs_url.is_some() => bail!(
+                "--htpasswd with --blobs-url: clients send no credentials to another origin, so the blobs there would be public; serve a private registry's blobs from this host"
+            ),
+            Credentials::Htpasswd => {}
+            Credentials::Refused(why) => bail!("{}: {why}", H::NAME),
+            Credentials::NotApplicable(why) if args.htpasswd.is_some() => {
+                bail!("{}: {why}", H::NAME)
             }
             // `[auth]` in the settings file is for the hosts that check credentials.
-            common.htpasswd = None;
-        } else if common.blobs_url.is_some() {
-            bail!(
-                "--htpasswd with --blobs-url: clients send no credentials to another origin, so the blobs there would be public; serve a private registry's blobs from this host"
-            );
+            Credentials::NotApplicable(_) => common.htpasswd = None,
         }
     }
     let from_file: H::Options = settings::from_section(file.section(H::NAME))?;
@@ -258,14 +244,18 @@ pub(crate) fn run_host<H: Host>(args: CommonArgs, flags: H::Options) -> Result<O
     })
 }
 
-/// The hosts that can answer blob requests with a redirect, for messages.
-fn blob_redirecting_hosts() -> String {
-    HOSTS
+/// `--blobs-url` given to a host that serves blobs itself: a usage error naming the hosts
+/// that redirect them.
+fn refuse_blobs_url(host: &str) -> Result<()> {
+    let hosts: Vec<&str> = HOSTS
         .iter()
         .filter(|h| h.blobs_url())
         .map(|h| h.name())
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect();
+    bail!(
+        "--blobs-url: {host} serves blobs itself; the hosts that redirect them are {}",
+        hosts.join(", ")
+    )
 }
 
 /// What `prepare` would write or fix, as errors: `not-regular-file` for a symlink (or other
@@ -337,21 +327,12 @@ fn run_check(args: &CheckArgs) -> Result<Outcome> {
     registry.problems.extend(gc::check_warnings(&registry));
     // Host judgements: the chosen host's in full, else one hint line for each
     // host that would leave out (or refuse) more than every host does.
-    let blobs_url = args
-        .blobs_url
-        .as_deref()
-        .or(file.blobs.url.as_deref())
-        .map(crate::address::BlobsUrl::parse)
-        .transpose()?;
+    let blobs_url = settings::blobs_url(args.blobs_url.as_deref(), &file)?;
     if args.blobs_url.is_some()
         && let Some(h) = args.host.as_deref().and_then(crate::hosts::find)
         && !h.blobs_url()
     {
-        bail!(
-            "--blobs-url: {} serves blobs itself; the hosts that redirect them are {}",
-            h.name(),
-            blob_redirecting_hosts()
-        );
+        refuse_blobs_url(h.name())?;
     }
     let mut extra = Vec::new();
     for host in HOSTS {

@@ -218,14 +218,16 @@ pub(crate) struct Common {
     pub realm: Realm,
 }
 
+/// `--blobs-url`, else `[blobs] url`, checked (host commands and `check` alike).
+pub(crate) fn blobs_url(flag: Option<&str>, file: &FileConfig) -> Result<Option<BlobsUrl>> {
+    flag.or(file.blobs.url.as_deref())
+        .map(BlobsUrl::parse)
+        .transpose()
+}
+
 impl Common {
     pub(crate) fn resolve(args: &CommonArgs, file: &FileConfig) -> Result<Common> {
-        let blobs_url = args
-            .blobs_url
-            .as_deref()
-            .or(file.blobs.url.as_deref())
-            .map(BlobsUrl::parse)
-            .transpose()?;
+        let blobs_url = blobs_url(args.blobs_url.as_deref(), file)?;
         let htpasswd = args
             .htpasswd
             .as_deref()

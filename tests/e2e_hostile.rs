@@ -564,28 +564,6 @@ fn judge(t: &Tree, port: u16, requests: &[Request], trace_echo: bool) -> Finding
     found
 }
 
-/// Every path under `dir` with what it is: bytes, a link's target, or a directory.
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    walkdir::WalkDir::new(dir)
-        .sort_by_file_name()
-        .into_iter()
-        .map(|e| {
-            let e = e.unwrap();
-            let what = if e.path_is_symlink() {
-                fs::read_link(e.path())
-                    .unwrap()
-                    .into_os_string()
-                    .into_encoded_bytes()
-            } else if e.file_type().is_file() {
-                fs::read(e.path()).unwrap()
-            } else {
-                b"<dir>".to_vec()
-            };
-            (e.path().to_path_buf(), what)
-        })
-        .collect()
-}
-
 /// The one function every host is held to.
 fn assert_serves_nothing_but_the_registry(plan: &Plan) {
     let t = canary_tree();
@@ -606,7 +584,7 @@ fn assert_serves_nothing_but_the_registry(plan: &Plan) {
     plant_late(&t, plan.late);
     let requests = requests(&t);
     assert!(requests.len() >= 300, "{} requests", requests.len());
-    let before = snapshot(t.f.dir.path());
+    let before = crate::support::snapshot(t.f.dir.path());
     let found = judge(&t, served.port, &requests, plan.trace_echo);
     let traces = requests.iter().filter(|r| r.method == "TRACE").count();
     assert!(
@@ -615,7 +593,7 @@ fn assert_serves_nothing_but_the_registry(plan: &Plan) {
         plan.host
     );
     assert_eq!(
-        snapshot(t.f.dir.path()),
+        crate::support::snapshot(t.f.dir.path()),
         before,
         "{}: a request changed the tree",
         plan.host

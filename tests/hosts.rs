@@ -119,7 +119,7 @@ fn every_host_refuses_a_tree_prepare_has_not_completed_and_writes_nothing() {
     ];
     for (what, setup, expected) in cases {
         setup();
-        let before = tree_snapshot(&tree);
+        let before = crate::support::snapshot(&tree);
         for host in host_commands() {
             let site = f.dir.join(format!("site-{host}"));
             let out = run_bin(
@@ -136,7 +136,7 @@ fn every_host_refuses_a_tree_prepare_has_not_completed_and_writes_nothing() {
             );
             assert!(!site.exists(), "{host}, {what}: wrote {}", site.display());
             assert_eq!(
-                tree_snapshot(&tree),
+                crate::support::snapshot(&tree),
                 before,
                 "{host}, {what}: wrote into TREE"
             );
@@ -146,28 +146,6 @@ fn every_host_refuses_a_tree_prepare_has_not_completed_and_writes_nothing() {
         let _ = fs::remove_file(m.join("added-later"));
         let _ = fs::remove_file(tree.join(&list));
     }
-}
-
-/// Every path under `dir` (links as their targets, not followed) with its bytes.
-fn tree_snapshot(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    walkdir::WalkDir::new(dir)
-        .sort_by_file_name()
-        .into_iter()
-        .map(|e| {
-            let e = e.unwrap();
-            let bytes = if e.path_is_symlink() {
-                fs::read_link(e.path())
-                    .unwrap()
-                    .into_os_string()
-                    .into_encoded_bytes()
-            } else if e.file_type().is_file() {
-                fs::read(e.path()).unwrap()
-            } else {
-                Vec::new()
-            };
-            (e.path().to_path_buf(), bytes)
-        })
-        .collect()
 }
 
 #[test]

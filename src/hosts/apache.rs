@@ -83,7 +83,7 @@ impl Host for Apache {
         ),
     ];
     const BLOBS_URL: bool = true;
-    const HTPASSWD: bool = true;
+    const CREDENTIALS: super::Credentials = super::Credentials::Htpasswd;
     type Options = ApacheOptions;
     type Settings = ApacheSettings;
 

@@ -72,7 +72,7 @@ impl Host for Caddy {
         ),
     ];
     const BLOBS_URL: bool = true;
-    const HTPASSWD: bool = true;
+    const CREDENTIALS: super::Credentials = super::Credentials::Htpasswd;
     type Options = CaddyOptions;
     type Settings = CaddySettings;
 

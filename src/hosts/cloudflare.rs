@@ -71,6 +71,9 @@ impl Host for Cloudflare {
         ),
     ];
     const BLOBS_URL: bool = true;
+    const CREDENTIALS: super::Credentials = super::Credentials::Refused(
+        "Pages cannot read an htpasswd file: the worker checks PBKDF2 entries from a Pages secret; use `cloudflare --private` and `registrish-gen cloudflare-credentials USER`",
+    );
     type Options = CloudflareOptions;
     /// Whether the registry is private.
     type Settings = bool;

@@ -42,6 +42,18 @@ pub(crate) struct Site<'a> {
     pub blobs_url: Option<&'a BlobsUrl>,
 }
 
+/// How a host meets a private registry's htpasswd file.
+pub(crate) enum Credentials {
+    /// It checks them (nginx, Apache, Caddy).
+    Htpasswd,
+    /// It cannot, and serving the registry there would publish it: refused even when the
+    /// file comes from `[auth]` in the settings file. The text says why and what to do.
+    Refused(&'static str),
+    /// Credentials mean nothing to it (an upload script): the flag is refused with the text,
+    /// the settings file's `[auth]` is ignored.
+    NotApplicable(&'static str),
+}
+
 /// What a render gets besides the model and its settings.
 pub(crate) struct Ctx<'a> {
     pub common: &'a Common,
@@ -63,8 +75,10 @@ pub(crate) trait Host: 'static {
     const OUTPUT_HELP: &'static str;
     /// Whether it can answer blob requests with a redirect (`--blobs-url`).
     const BLOBS_URL: bool = false;
-    /// Whether it can require credentials from an htpasswd file (`--htpasswd`).
-    const HTPASSWD: bool = false;
+    /// What it does with a private registry's htpasswd file (`--htpasswd`, `[auth]`).
+    const CREDENTIALS: Credentials = Credentials::NotApplicable(
+        "an upload script cannot make a bucket private: its policy (or the CDN in front) must; --htpasswd is for nginx, apache and caddy",
+    );
     /// The examples its `--help` ends with (two or three; `/srv/registry` or `site` for the
     /// tree), each run against a fixture by `tests/ship.rs`.
     const EXAMPLES: &'static [crate::cli::Example] = &[];

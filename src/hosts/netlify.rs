@@ -43,6 +43,10 @@ impl Host for Netlify {
         ),
     ];
     const BLOBS_URL: bool = true;
+    // Netlify's Basic-Auth header rules keep the passwords themselves in the deployed file.
+    const CREDENTIALS: super::Credentials = super::Credentials::Refused(
+        "Netlify's Basic-Auth header rules hold clear-text passwords in the deployed _headers (Pro plans and above), so registrish-gen does not offer a private registry there; serve it from nginx, Apache, Caddy or Pages",
+    );
     type Options = NoOptions;
     type Settings = ();
 

@@ -76,7 +76,7 @@ impl Host for Nginx {
         ),
     ];
     const BLOBS_URL: bool = true;
-    const HTPASSWD: bool = true;
+    const CREDENTIALS: super::Credentials = super::Credentials::Htpasswd;
     type Options = NginxOptions;
     type Settings = NginxSettings;
 

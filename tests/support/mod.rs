@@ -124,3 +124,26 @@ where
     cmd.args(args).current_dir(cwd);
     process::run(&mut cmd)
 }
+
+/// Every path under `dir`, sorted, with what it is: a file's bytes, a link's target (never
+/// followed), or a directory: "nothing changed" assertions see a swapped link too.
+pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| {
+            let e = e.unwrap();
+            let what = if e.path_is_symlink() {
+                fs::read_link(e.path())
+                    .unwrap()
+                    .into_os_string()
+                    .into_encoded_bytes()
+            } else if e.file_type().is_file() {
+                fs::read(e.path()).unwrap()
+            } else {
+                b"<dir>".to_vec()
+            };
+            (e.path().to_path_buf(), what)
+        })
+        .collect()
+}
