@@ -608,7 +608,7 @@ fn a_template_of_the_same_file_name_replaces_the_builtin_one() {
     let f = prepared("basic");
     let dir = templates_dir(
         &f,
-        "# custom\n{% for e in manifests %}{{ e | map_entry }}\n{% endfor %}",
+        "# custom\n{% for e in manifest_maps[0] %}{{ e | map_entry }}\n{% endfor %}",
     );
     let ran = nginx(&f.tree()).arg("--templates").arg(&dir).run();
     assert!(
