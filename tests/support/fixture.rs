@@ -99,6 +99,11 @@ impl Fixture {
         out
     }
 
+    /// Whether prepare, not the builder, writes this manifest (a referrers fallback index).
+    pub fn is_generated(&self, name: &str, digest: &str) -> bool {
+        self.repositories()[name]["manifests"][digest]["generated"] == Value::Bool(true)
+    }
+
     /// (name, digest, size) for every blob.
     pub fn blobs(&self) -> Vec<(String, String, u64)> {
         let mut out = Vec::new();
