@@ -486,7 +486,8 @@ fn import_killed_at_any_point_leaves_a_tree_that_checks_clean_and_a_rerun_comple
 
 #[test]
 fn prepare_killed_at_any_point_never_leaves_a_torn_file_and_a_rerun_completes() {
-    // Thousands of files for prepare to write (each tags/list is synced), so kills land among them.
+    // Thousands of files for prepare to write (renamed into place one by one after one sync of them
+    // all), so kills land among them.
     const REPOS: usize = 500;
     let f = fixture::build(
         "big",
@@ -495,27 +496,37 @@ fn prepare_killed_at_any_point_never_leaves_a_torn_file_and_a_rerun_completes() 
     let tree = f.tree();
     let before = snapshot(&tree);
     let list_of = |r: usize| tree.join(format!("v2/big/r{r:04}/tags/list"));
-    // The first digest copy (prepare links those first), then tags/list at a tenth, half and
-    // nine tenths of the repositories, then the catalog.
+    // Prepare links the digest copies, then writes every file to a temp name, syncs them all
+    // at once and renames them in order (issue 16). A kill lands at each phase: at the first
+    // digest copy, at the first temp file (written, not yet synced or renamed), at the first
+    // list renamed into place (the rest still temp files), and at the catalog, renamed near
+    // the end. The paths are known once the child's pid (in the temp names) is.
     let first_copy = {
         let (name, _, digest, _, _) = &f.tags()[0];
         tree.join(format!("v2/{name}/manifests/{digest}"))
     };
-    let points: Vec<(String, PathBuf)> = [
-        ("first digest copy".to_string(), first_copy),
-        (format!("list {}", REPOS / 10), list_of(REPOS / 10)),
-        (format!("list {}", REPOS / 2), list_of(REPOS / 2)),
-        (format!("list {}", REPOS * 9 / 10), list_of(REPOS * 9 / 10)),
-        ("catalog".to_string(), tree.join("v2/_catalog")),
-    ]
-    .into();
+    let temp_of = |pid: u32| tree.join(format!("v2/big/r0000/tags/.list.registrish-tmp.{pid}"));
+    type At<'a> = Box<dyn Fn(u32) -> PathBuf + 'a>;
+    let points: Vec<(String, At)> = vec![
+        (
+            "first digest copy".to_string(),
+            Box::new(|_| first_copy.clone()),
+        ),
+        ("first temp file".to_string(), Box::new(temp_of)),
+        ("first list renamed".to_string(), Box::new(|_| list_of(0))),
+        (
+            "catalog".to_string(),
+            Box::new(|_| tree.join("v2/_catalog")),
+        ),
+    ];
     let mut temps_seen = 0;
-    for (label, path) in &points {
+    for (label, at) in &points {
         let mut cmd = Command::new(bin());
         cmd.args(["prepare", tree.to_str().unwrap()])
             .current_dir(&tree);
         let mut child = spawn_quiet(&mut cmd);
         let pid = child.id();
+        let path = at(pid);
         if !kill_when(&mut child, || path.exists()) {
             // The catalog is written near the end: the run may finish first; nothing to check
             // beyond what the re-run checks.
