@@ -264,7 +264,7 @@ mod tests {
         assert!(
             split
                 .iter()
-                .all(|&n| n <= super::MAP_ENTRIES && n >= super::MAP_ENTRIES / 2)
+                .all(|&n| (super::MAP_ENTRIES / 2..=super::MAP_ENTRIES).contains(&n))
         );
         // In order: the chain holds the entries as they came.
         let flat: Vec<_> = super::split_maps(entries(200_001))
