@@ -19,7 +19,7 @@ use crate::problem::Kind;
 use crate::routes::{generated_files, missing_digest_files};
 use anyhow::{Context, Result};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 #[derive(Debug, Default)]
 pub(crate) struct Report {
@@ -37,22 +37,25 @@ pub(crate) fn prepare(registry: &Registry) -> Result<Report> {
     // take minutes (issue 16). Hard links need no sync of their own: the bytes they name are
     // a tag file's, already in place.
     let mut batch = Batch::new(&registry.root);
-    for (source, dest) in missing_digest_files(registry) {
-        let dest = registry.root.join(dest);
-        // The scan resolved in-tree symlinks; link the real file, not the link.
-        let source: PathBuf = fs::canonicalize(registry.root.join(&source))
-            .with_context(|| format!("cannot resolve {source}"))?;
-        if dest.symlink_metadata().is_ok() {
-            // Present but not a valid copy: scan reported it; never overwrite.
-            continue;
-        }
-        match fs::hard_link(&source, &dest) {
+    // Linked on every core: at a million tags the links were most of a first run (issue 16).
+    // A source is never a symlink (the scan leaves those out of the model), and link(2) never
+    // follows one planted since (std's hard_link is linkat without AT_SYMLINK_FOLLOW on
+    // Linux): the next scan reports such a link, and no host serves it.
+    let missing = missing_digest_files(registry);
+    let links = crate::parallel::map(&missing, |(source, dest)| {
+        fs::hard_link(registry.root.join(source), registry.root.join(dest))
+    });
+    for ((source, dest), link) in missing.iter().zip(links) {
+        match link {
             Ok(()) => report.linked += 1,
+            // Present but not a valid copy: scan reported it; never overwrite.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(_) => {
                 // Another filesystem, or one without hard links: copy atomically.
+                let source = registry.root.join(source);
                 let bytes = fs::read(&source)
                     .with_context(|| format!("cannot read {}", source.display()))?;
-                batch.write(&dest, &bytes)?;
+                batch.write(&registry.root.join(dest), &bytes)?;
                 report.copied += 1;
             }
         }
