@@ -280,18 +280,7 @@ fn probe_discovers_the_reference_registry_without_false_alarms() {
     let f = prepared("basic");
     let nginx = serve_nginx(&f);
     let registry = ReferenceRegistry::start();
-    for (name, tag, _, _, _) in f.tags() {
-        let out = skopeo(&[
-            "copy",
-            "--all",
-            "--preserve-digests",
-            "--src-tls-verify=false",
-            "--dest-tls-verify=false",
-            &format!("docker://127.0.0.1:{}/{name}:{tag}", nginx.port()),
-            &format!("docker://127.0.0.1:{}/{name}:{tag}", registry.port()),
-        ]);
-        assert!(out.status.success(), "{}", stderr(&out));
-    }
+    registry.load(nginx.port(), &f);
     let report = assert_passes("docker-registry", registry.port(), &["--verify-blobs"]);
     // The same graph as the tree: every manifest and blob of every tag.
     assert_eq!(
