@@ -401,12 +401,17 @@ fn run_prepare(args: &TreeArgs) -> Result<Outcome> {
     report(&registry.problems);
     let r = prepare::prepare(&registry)?;
     eprintln!(
-        "registrish-gen: prepared {}: {} digest manifests linked, {} copied, {} files written, {} unchanged",
+        "registrish-gen: prepared {}: {} digest manifests linked, {} copied, {} files written, {} unchanged{}",
         registry.root.display(),
         r.linked,
         r.copied,
         r.written,
-        r.unchanged
+        r.unchanged,
+        if r.removed > 0 {
+            format!(", {} obsolete removed", r.removed)
+        } else {
+            String::new()
+        }
     );
     Ok(Outcome::Clean)
 }

@@ -23,6 +23,10 @@ pub(crate) struct Registry {
     /// What no host can serve: reported by every command.
     pub problems: Vec<Problem>,
     pub facts: Facts,
+    /// Files an earlier prepare wrote that the tree no longer needs, relative to TREE: the
+    /// referrers index of a subject nothing refers to any more, and its fallback tag where
+    /// the tag still holds that index. `prepare` removes them.
+    pub obsolete: Vec<String>,
 }
 
 /// What the scan saw that only some hosts care about: each host turns these
@@ -38,6 +42,9 @@ pub(crate) struct Facts {
     /// Files and directories under `v2/` whose name starts with `.`, relative to TREE:
     /// never served by any host.
     pub dot_files: Vec<String>,
+    /// Referrers indexes found on disk (`v2/<name>/referrers/sha256:<hex>`, regular files),
+    /// relative to TREE: the ones no manifest asks for any more are prepare's to remove.
+    pub referrers_files: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

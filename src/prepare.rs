@@ -6,7 +6,8 @@
 //! JSON error bodies under `v2/_errors/`, and for every subject some manifest names (OCI 1.1
 //! referrers, issue 15) its referrers index `v2/<name>/referrers/sha256:<hex>`, the fallback tag
 //! `sha256-<hex>` with the same bytes (unless that tag holds content prepare did not write) and
-//! the empty index `v2/_referrers_empty.json`. Existing user files are never
+//! the empty index `v2/_referrers_empty.json`; an index no manifest asks for any more goes, with
+//! its fallback tag where the tag still holds it. Existing user files are never
 //! overwritten: a digest file with the wrong bytes is reported, not replaced.
 //! Every write is skipped when the bytes are already right, so a second run
 //! changes nothing.
@@ -26,6 +27,7 @@ pub(crate) struct Report {
     pub copied: usize,
     pub written: usize,
     pub unchanged: usize,
+    pub removed: usize,
 }
 
 pub(crate) fn prepare(registry: &Registry) -> Result<Report> {
@@ -57,6 +59,18 @@ pub(crate) fn prepare(registry: &Registry) -> Result<Report> {
             report.written += 1;
         } else {
             report.unchanged += 1;
+        }
+    }
+    // Last, once the lists no longer name them. A fallback tag sorts before its subject's
+    // index (`manifests/` < `referrers/`), and the scan knows the tag for prepare's only
+    // while that index is on disk: a run killed in between finds the rest on the next run.
+    for rel in &registry.obsolete {
+        let path = registry.root.join(rel);
+        refuse_symlinked_parent(&registry.root, &path)?;
+        match fs::remove_file(&path) {
+            Ok(()) => report.removed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot remove {}", path.display())),
         }
     }
     Ok(report)

@@ -49,6 +49,8 @@ pub enum Kind {
     Unreachable,
     /// The fallback tag `sha256-<hex>` holds content `prepare` did not write: left alone.
     ForeignFallbackTag,
+    /// A referrer (a manifest with a `subject`) whose subject is not in its repository.
+    MissingSubject,
 }
 
 impl Kind {
@@ -84,6 +86,7 @@ impl Kind {
             Kind::NotRegular => "not-regular-file",
             Kind::Unreachable => "unreachable",
             Kind::ForeignFallbackTag => "foreign-fallback-tag",
+            Kind::MissingSubject => "missing-subject",
         }
     }
 }

@@ -335,6 +335,12 @@ pub(crate) fn pending(registry: &Registry) -> Vec<(String, &'static str)> {
             .into_iter()
             .map(|(_, dest)| (dest, "missing")),
     );
+    out.extend(
+        registry
+            .obsolete
+            .iter()
+            .map(|rel| (rel.clone(), "obsolete")),
+    );
     out.sort();
     out
 }

@@ -120,6 +120,12 @@ pub(crate) fn scan(tree: &Path, options: Options) -> Result<Registry> {
         let is_manifest = match parent {
             "manifests" if parts.len() >= 4 => true,
             "blobs" if parts.len() >= 4 => false,
+            layout::REFERRERS_DIR
+                if entry.file_type().is_file() && layout::is_generated(&parts) =>
+            {
+                registry.facts.referrers_files.push(rel.into_owned());
+                continue;
+            }
             _ => {
                 // A symlink anywhere else (a namespace, a repository's `blobs/`, a list)
                 // is never followed by the scan; some servers would follow it.
@@ -230,11 +236,15 @@ fn complete_referrers(registry: &mut Registry) {
         for (subject, bytes) in crate::routes::referrers_indexes(repo) {
             let digest = crate::digest::of_bytes(&bytes);
             let tag = layout::fallback_tag(&subject);
+            // The index prepare wrote last time, if it differs from this one.
+            let last = fs::read(root.join(layout::referrers_file(name, &subject)))
+                .ok()
+                .map(|b| crate::digest::of_bytes(&b))
+                .filter(|d| *d != digest);
             let fallback = match repo.tags.get(&tag) {
                 None => true,
                 Some(d) if *d == digest => true,
-                Some(d) => fs::read(root.join(layout::referrers_file(name, &subject)))
-                    .is_ok_and(|last| crate::digest::of_bytes(&last) == *d),
+                Some(d) => last.as_ref() == Some(d),
             };
             if fallback {
                 let media = crate::media::parse(&bytes).expect("an index prepare makes parses");
@@ -249,13 +259,28 @@ fn complete_referrers(registry: &mut Registry) {
                 });
                 repo.tags.insert(tag, digest);
             } else {
-                problems.push(Problem::warning(
+                // An error: clients without the referrers API read this tag, so they see other
+                // referrers than the API lists (distribution-spec 1.1, "Referrers Tag Schema").
+                problems.push(Problem::error(
                     layout::manifest_file(name, &tag),
                     Kind::ForeignFallbackTag,
                     format!(
-                        "the referrers fallback tag of {subject} holds content prepare did not write; left as it is (clients without the referrers API read it)"
+                        "the referrers fallback tag of {subject} disagrees with the referrers index of v2/{name}/referrers/{subject} and holds content prepare did not write; left as it is: remove the tag and run prepare to have it written"
                     ),
                 ));
+            }
+            if !repo.manifests.contains_key(&subject) {
+                for (referrer, m) in &repo.manifests {
+                    if m.artifact.is_some() && subject_of(m) == Some(&subject) {
+                        problems.push(Problem::warning(
+                            repo.manifest_source(referrer),
+                            Kind::MissingSubject,
+                            format!(
+                                "a referrer of {subject}, which is not in v2/{name}/manifests; its referrers index is served all the same (the subject may come later)"
+                            ),
+                        ));
+                    }
+                }
             }
             repo.referrers.insert(
                 subject,
@@ -265,9 +290,77 @@ fn complete_referrers(registry: &mut Registry) {
                     fallback,
                 },
             );
+            if let Some(last) = last {
+                retire_index(repo, &last, &mut registry.obsolete);
+            }
         }
     }
     registry.problems.extend(problems);
+    obsolete_referrers(registry);
+    // What goes is not reported (an old index may list a referrer removed since).
+    let obsolete: HashSet<&str> = registry.obsolete.iter().map(String::as_str).collect();
+    registry
+        .problems
+        .retain(|p| !obsolete.contains(p.path.as_str()));
+}
+
+/// The digest file of a fallback index prepare wrote earlier (`last`), once the tag holds
+/// another index or is gone: obsolete, unless a tag or another manifest still names it.
+fn retire_index(repo: &mut Repository, last: &Digest, obsolete: &mut Vec<String>) {
+    let named = repo.tags.values().any(|d| d == last)
+        || repo.manifests.values().any(|m| {
+            m.references
+                .iter()
+                .any(|r| r.role == Role::Child && r.digest.as_ref() == Ok(last))
+        });
+    if !named && repo.manifests.get(last).is_some_and(|m| m.digest_file) {
+        repo.manifests.remove(last);
+        obsolete.push(layout::manifest_file(&repo.name, last));
+    }
+}
+
+/// The subject a manifest names, if any.
+fn subject_of(m: &Manifest) -> Option<&Digest> {
+    m.references
+        .iter()
+        .find(|r| r.role == Role::Subject)
+        .and_then(|r| r.digest.as_ref().ok())
+}
+
+/// Referrers indexes on disk that no manifest asks for any more (the last referrer of a subject
+/// was removed, or the whole repository), with their fallback tags where the tag still holds
+/// the index prepare wrote: out of the model (no tag list names them) and into
+/// `Registry::obsolete` for prepare to remove. A tag holding anything else stays.
+fn obsolete_referrers(registry: &mut Registry) {
+    let root = registry.root.clone();
+    for rel in std::mem::take(&mut registry.facts.referrers_files) {
+        let parts: Vec<&str> = rel.split('/').collect();
+        let (Some(name), Some(subject)) = (
+            Name::parse(&parts[1..parts.len() - 2].join("/")),
+            Digest::parse(parts[parts.len() - 1]),
+        ) else {
+            continue;
+        };
+        let repo = registry.repositories.get_mut(&name);
+        if repo
+            .as_ref()
+            .is_some_and(|r| r.referrers.contains_key(&subject))
+        {
+            continue;
+        }
+        if let Some(repo) = repo {
+            let tag = layout::fallback_tag(&subject);
+            if let Ok(last) = fs::read(root.join(&rel)).map(|b| crate::digest::of_bytes(&b)) {
+                if repo.tags.get(&tag) == Some(&last) {
+                    repo.tags.remove(&tag);
+                    registry.obsolete.push(layout::manifest_file(&name, &tag));
+                }
+                retire_index(repo, &last, &mut registry.obsolete);
+            }
+        }
+        registry.obsolete.push(rel);
+    }
+    registry.obsolete.sort();
 }
 
 /// Resolves an in-tree symlink to its target; anything leading outside TREE,
@@ -778,6 +871,55 @@ mod tests {
         );
         crate::prepare::prepare(&registry).unwrap();
         assert_eq!(fs::read(&fallback).unwrap(), image.as_bytes());
+
+        // Prepare's own tag again; then the referrers go, one by one: the index shrinks, and
+        // with the last one the index and the fallback tag go too (and leave the tag list).
+        fs::remove_file(&fallback).unwrap();
+        prepared();
+        fs::remove_file(dir.join(format!("v2/a/manifests/{second}"))).unwrap();
+        prepared();
+        let index: serde_json::Value =
+            serde_json::from_slice(&fs::read(&index_file).unwrap()).unwrap();
+        assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
+        assert_eq!(index["manifests"][0]["digest"], first.to_string());
+        assert_eq!(fs::read(&fallback).unwrap(), fs::read(&index_file).unwrap());
+        let last_index = digest::of_bytes(&fs::read(&index_file).unwrap());
+        fs::remove_file(dir.join(format!("v2/a/manifests/{first}"))).unwrap();
+        let registry = scan(&dir, Options::default()).unwrap();
+        // Its digest file goes too: prepare wrote it, and it lists a referrer now gone.
+        assert_eq!(
+            crate::routes::pending(&registry),
+            vec![
+                (
+                    format!("v2/a/manifests/sha256-{}", subject.hex()),
+                    "obsolete"
+                ),
+                (format!("v2/a/manifests/{last_index}"), "obsolete"),
+                (format!("v2/a/referrers/{subject}"), "obsolete"),
+                ("v2/a/tags/list".to_string(), "stale"),
+            ]
+        );
+        let registry = prepared();
+        assert!(registry.problems.is_empty(), "{:?}", registry.problems);
+        assert!(!index_file.exists() && !fallback.exists());
+        assert!(!dir.join(format!("v2/a/manifests/{last_index}")).exists());
+        let tags = fs::read_to_string(dir.join("v2/a/tags/list")).unwrap();
+        assert!(!tags.contains("sha256-"), "{tags}");
+
+        // A referrer whose subject is not there: a warning, and its index is still written.
+        fs::remove_file(dir.join("v2/a/manifests/latest")).unwrap();
+        fs::remove_file(dir.join(format!("v2/a/manifests/{subject}"))).unwrap();
+        let orphan = put(&referrer(3));
+        let registry = prepared();
+        let missing: Vec<&Problem> = registry
+            .problems
+            .iter()
+            .filter(|p| p.kind == Kind::MissingSubject)
+            .collect();
+        assert_eq!(missing.len(), 1, "{:?}", registry.problems);
+        assert_eq!(missing[0].path, format!("v2/a/manifests/{orphan}"));
+        assert_eq!(missing[0].severity, crate::problem::Severity::Warning);
+        assert!(index_file.is_file());
         let _ = fs::remove_dir_all(&dir);
     }
 

@@ -8,6 +8,7 @@
 //! its host uses, so a broken override of one host's template cannot break
 //! another host.
 
+use crate::layout;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use serde_json::Value;
@@ -101,6 +102,7 @@ impl Templates {
     pub(crate) fn render_value(&self, name: &str, mut context: Value) -> Result<String> {
         if let Value::Object(map) = &mut context {
             map.insert("grammar".into(), grammar_patterns());
+            map.insert("referrers".into(), referrers_facts());
         }
         let ctx = tera::Context::from_value(context).context("template context")?;
         self.tera.render(name, &ctx).map_err(|e| {
@@ -136,6 +138,21 @@ pub(crate) const FILTERS: &[(&str, Filter)] = &[
 ];
 
 /// The grammar as templates spell it in the routes a host matches itself.
+/// What every host answers on `/v2/<name>/referrers/<digest>` (OCI 1.1, distribution-spec
+/// "Listing Referrers"): the index prepare wrote, with `media_type`, else the empty index
+/// (`empty`, also the file `empty_file` prepare writes) with 200.
+fn referrers_facts() -> Value {
+    serde_json::json!({
+        "media_type": crate::media::MediaType::OciIndex.as_str(),
+        "empty": std::str::from_utf8(layout::EMPTY_REFERRERS_BODY).expect("ASCII"),
+        "empty_file": layout::request_path(&layout::empty_referrers_file()),
+        // The same file relative to the document root, as a regex (Apache's per-directory
+        // rules see paths without the leading slash).
+        "empty_file_pattern": regex::escape(&layout::empty_referrers_file()),
+        "dir": layout::REFERRERS_DIR,
+    })
+}
+
 fn grammar_patterns() -> Value {
     use crate::grammar::{DIGEST_PATTERN, NAME_PATTERN, TAG_PATTERN};
     serde_json::json!({"name": NAME_PATTERN, "tag": TAG_PATTERN, "digest": DIGEST_PATTERN})

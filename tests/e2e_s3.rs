@@ -333,6 +333,7 @@ fn s3_bucket_behind_a_proxy_serves_every_tag_to_every_client() {
     // Content-Type and Cache-Control are stored with each object; the digest header cannot be.
     let expect = Expect {
         digest_headers: false,
+        empty_referrers: false,
         ..Expect::ALL
     };
     assert_http(nginx.port(), &f, expect);

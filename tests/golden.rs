@@ -17,6 +17,7 @@ use std::process::Command;
 const GOLDEN_TREE: &str = "/srv/registry";
 const OCTET_STREAM: &str = "application/octet-stream";
 const JSON: &str = "application/json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 fn prepared(kind: &str) -> Fixture {
     let f = fixture::build(kind, &[]);
@@ -161,6 +162,12 @@ fn expected_objects(f: &Fixture) -> BTreeMap<String, (String, bool)> {
     for (name, tag, _, media_type, _) in f.tags() {
         out.insert(format!("v2/{name}/manifests/{tag}"), (media_type, false));
         out.insert(format!("v2/{name}/tags/list"), (JSON.to_string(), false));
+    }
+    for (name, subject, _) in f.referrers() {
+        out.insert(
+            format!("v2/{name}/referrers/{subject}"),
+            (OCI_INDEX.to_string(), false),
+        );
     }
     for path in [
         "v2/index.html",

@@ -79,6 +79,20 @@ fn headers_name_every_path_with_what_the_builder_recorded() {
         );
         expected.insert(path);
     }
+    for (name, subject, descriptors) in f.referrers() {
+        let path = format!("/v2/{name}/referrers/{subject}");
+        let body = fs::read(f.tree().join(&path[1..])).unwrap();
+        let index: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(index["manifests"], Value::Array(descriptors), "{path}");
+        check(
+            &path,
+            "application/vnd.oci.image.index.v1+json",
+            None,
+            body.len() as u64,
+            Some(TAG),
+        );
+        expected.insert(path);
+    }
     for (name, repo) in f.repositories() {
         let path = format!("/v2/{name}/tags/list");
         let body = fs::read(f.tree().join(&path[1..])).unwrap();

@@ -114,6 +114,9 @@ fn render(registry: &Registry, ctx: &Ctx) -> Result<Vec<String>> {
             .filter(|(_, r)| !r.tags.is_empty())
             .map(|(name, _)| format!("/v2/{name}/tags/list")),
     );
+    // OCI 1.1 referrers: one rule a repository (Netlify's `_headers` paths take a splat, and a
+    // fixed prefix keeps each header set by exactly one rule).
+    let repositories: Vec<&str> = registry.repositories.keys().map(|n| n.as_str()).collect();
     let depth = registry
         .repositories
         .keys()
@@ -140,6 +143,7 @@ fn render(registry: &Registry, ctx: &Ctx) -> Result<Vec<String>> {
         "json_paths": json_paths,
         "errors_dir": ERRORS_DIR,
         "name_patterns": name_patterns,
+        "repositories": repositories,
         "tag_cache": ctx.common.tag_cache(),
         "immutable_cache": ctx.common.immutable_cache(),
     });

@@ -213,8 +213,6 @@ fn render(registry: &Registry, settings: &NginxSettings, ctx: &Ctx) -> Result<St
         "case_sensitive": Value::Array(case_sensitive),
         "media_types": MediaType::ALL.iter().map(|t| [t.code().to_string(), t.as_str().to_string()]).collect::<Vec<_>>(),
         "errors": layout::error_bodies(),
-        "index_type": MediaType::OciIndex.as_str(),
-        "empty_referrers": std::str::from_utf8(layout::EMPTY_REFERRERS_BODY).expect("ASCII"),
     });
     ctx.templates.render_value("nginx.conf.tera", context)
 }

@@ -79,6 +79,31 @@ impl Fixture {
         out
     }
 
+    /// (name, subject digest, the descriptors its referrers index must hold, in order) for
+    /// every subject the builder gave OCI 1.1 referrers; the index is also the fallback tag
+    /// `sha256-<hex>` in [`Fixture::tags`].
+    pub fn referrers(&self) -> Vec<(String, String, Vec<Value>)> {
+        let mut out = Vec::new();
+        for (name, repo) in self.repositories() {
+            let Some(subjects) = repo.get("referrers").and_then(Value::as_object) else {
+                continue;
+            };
+            for (subject, descriptors) in subjects {
+                out.push((
+                    name.clone(),
+                    subject.clone(),
+                    descriptors.as_array().unwrap().clone(),
+                ));
+            }
+        }
+        out
+    }
+
+    /// Whether prepare, not the builder, writes this manifest (a referrers fallback index).
+    pub fn is_generated(&self, name: &str, digest: &str) -> bool {
+        self.repositories()[name]["manifests"][digest]["generated"] == Value::Bool(true)
+    }
+
     /// (name, digest, size) for every blob.
     pub fn blobs(&self) -> Vec<(String, String, u64)> {
         let mut out = Vec::new();

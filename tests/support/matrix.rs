@@ -8,6 +8,7 @@ use super::clients::Dockerd;
 use super::fixture::{Fixture, sha256};
 use super::process;
 use super::tools::go_bin;
+use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
@@ -126,6 +127,18 @@ pub fn assert_regctl(port: u16, f: &Fixture) {
         let want: BTreeSet<String> = repo["tags"].as_object().unwrap().keys().cloned().collect();
         assert_eq!(listed, want, "regctl tag ls {name}");
     }
+    for (name, subject, descriptors) in f.referrers() {
+        let reference = format!("{host}/{name}@{subject}");
+        let list: Value = serde_json::from_slice(
+            &regctl(&["artifact", "list", &reference, "--format", "{{json .}}"]).stdout,
+        )
+        .unwrap_or_else(|e| panic!("regctl artifact list {reference}: {e}"));
+        assert_eq!(
+            descriptors_of(&list["descriptors"]),
+            descriptors,
+            "regctl artifact list {reference}: {list}"
+        );
+    }
 }
 
 /// oras `resolve` and `manifest fetch` on every tag; `pull` of the fixture's OCI artifact writes
@@ -178,6 +191,38 @@ pub fn assert_oras(port: u16, f: &Fixture, digest_header: bool) {
         m["layers"][0].as_str().unwrap(),
         "oras pull demo/artifact:v1"
     );
+    // OCI 1.1 referrers: `oras discover` lists exactly the fixture's referrers of each subject.
+    for (name, subject, descriptors) in f.referrers() {
+        let reference = format!("{host}/{name}@{subject}");
+        let tree: Value =
+            serde_json::from_slice(&oras(&["discover", "--format", "json", &reference]).stdout)
+                .unwrap_or_else(|e| panic!("oras discover {reference}: {e}"));
+        assert_eq!(
+            descriptors_of(&tree["referrers"]),
+            descriptors,
+            "oras discover {reference}: {tree}"
+        );
+    }
+}
+
+/// The descriptor fields a referrers index holds, from a client's listing of one.
+fn descriptors_of(list: &Value) -> Vec<Value> {
+    let mut out: Vec<Value> = list
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
+        .iter()
+        .map(|d| {
+            let mut kept = serde_json::Map::new();
+            for field in ["mediaType", "digest", "size", "artifactType", "annotations"] {
+                if let Some(v) = d.get(field) {
+                    kept.insert(field.to_string(), v.clone());
+                }
+            }
+            Value::Object(kept)
+        })
+        .collect();
+    out.sort_by(|a, b| a["digest"].as_str().cmp(&b["digest"].as_str()));
+    out
 }
 
 /// `helm pull oci://HOST/charts/hello` with `--version`, and without it (Helm lists the tags
@@ -325,8 +370,8 @@ pub fn assert_docker_run(port: u16, dockerd: &Dockerd) {
 /// OCI index with children and an attestation, a nested name.
 pub const CONFORMANCE_REPOS: &[&str] = &["demo/hello", "demo/multi", "team/app/api"];
 
-/// What the suite asks that no static host serves yet, each with its reason. (Referrers come
-/// with a later issue: OCI_API_REFERRER=false until then.)
+/// What the suite asks that no static host serves, each with its reason. (The referrers API is
+/// on: OCI_RO_DATA_REFERRERS names each subject the fixture gave referrers.)
 pub const CONFORMANCE_DISABLED: &[(&str, &str)] = &[
     (
         "OCI_API_PUSH",
@@ -335,7 +380,6 @@ pub const CONFORMANCE_DISABLED: &[(&str, &str)] = &[
     ("OCI_API_BLOBS_DELETE", "read-only"),
     ("OCI_API_MANIFESTS_DELETE", "read-only"),
     ("OCI_API_TAGS_DELETE", "read-only"),
-    ("OCI_API_REFERRER", "the referrers API is issue 15"),
 ];
 
 /// Failures of the suite that are not the host's, each cited: (OCI_VERSION, test name, what
@@ -482,7 +526,16 @@ pub fn conformance_run(
         .env("OCI_RESULTS_DIR", results.join("results"))
         .env("OCI_RO_DATA_TAGS", keys("tags"))
         .env("OCI_RO_DATA_MANIFESTS", keys("manifests"))
-        .env("OCI_RO_DATA_BLOBS", keys("blobs"));
+        .env("OCI_RO_DATA_BLOBS", keys("blobs"))
+        .env(
+            "OCI_RO_DATA_REFERRERS",
+            f.referrers()
+                .into_iter()
+                .filter(|(n, ..)| n == name)
+                .map(|(_, subject, _)| subject)
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
     for (var, _) in CONFORMANCE_DISABLED {
         cmd.env(var, "false");
     }
@@ -491,8 +544,13 @@ pub fn conformance_run(
     let out = process::output(&mut cmd);
     let report = String::from_utf8_lossy(&out.stdout).into_owned();
     let (failures, passed) = parse_conformance_report(&report);
+    // The referrers tests ran too: the empty list on every repository, and the subjects'
+    // lists where the fixture has some.
     let ran = report.contains("read-only/pull/blob-get:")
         && report.contains("read-only/pull/manifest-by-digest:")
+        && report.contains("empty/referrers:")
+        && (!f.referrers().iter().any(|(n, ..)| n == name)
+            || report.contains("read-only/referrers:"))
         && passed > 0;
     (
         unexcused(version, &failures, host_exceptions),

@@ -17,6 +17,9 @@ pub struct Expect {
     pub api_version: bool,
     /// Cache-Control: short for tags, tags/list and _catalog, immutable for digests and blobs.
     pub cache_control: bool,
+    /// The referrers API answers a subject nothing refers to with the empty index and 200 (a
+    /// bucket answers its own 404: clients then read the fallback tag).
+    pub empty_referrers: bool,
 }
 
 impl Expect {
@@ -24,7 +27,101 @@ impl Expect {
         digest_headers: true,
         api_version: true,
         cache_control: true,
+        empty_referrers: true,
     };
+}
+
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// OCI 1.1 referrers (distribution-spec "Listing Referrers"): for every subject the fixture
+/// gave referrers, GET and HEAD of `/v2/<name>/referrers/<subject>`, with and without an
+/// `artifactType` query, answer 200 with exactly one Content-Type, the index's, and an index
+/// of exactly the expected descriptors (the builder's record, ordered by digest), never
+/// OCI-Filters-Applied (the list is not filtered); the fallback tag `sha256-<hex>` holds the
+/// same bytes. A subject nothing refers to gets the empty index with 200 where the host can,
+/// and a malformed digest is never an index.
+pub fn assert_referrers(port: u16, f: &Fixture, expect: Expect) {
+    let referrers = f.referrers();
+    for (name, subject, descriptors) in &referrers {
+        let path = format!("/v2/{name}/referrers/{subject}");
+        let artifact_type = descriptors[0]["artifactType"].as_str().unwrap();
+        let filtered = format!("{path}?artifactType={artifact_type}");
+        let mut bodies = Vec::new();
+        for (method, target) in [("GET", &path), ("HEAD", &path), ("GET", &filtered)] {
+            let r = http::request(method, port, target);
+            let c = || ctx(method, target, &r);
+            assert_eq!(r.status, 200, "{}", c());
+            assert_eq!(r.header_all("Content-Type"), vec![OCI_INDEX], "{}", c());
+            assert!(r.header_all("OCI-Filters-Applied").is_empty(), "{}", c());
+            assert_api_version(expect, target, &r);
+            if method == "HEAD" {
+                assert!(r.body.is_empty(), "{}", c());
+                continue;
+            }
+            let index: Value =
+                serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{e}: {}", c()));
+            assert_eq!(index["schemaVersion"], 2, "{}", c());
+            assert_eq!(index["mediaType"], OCI_INDEX, "{}", c());
+            assert_eq!(
+                index["manifests"],
+                Value::Array(descriptors.clone()),
+                "{}",
+                c()
+            );
+            assert_eq!(
+                r.header("Content-Length"),
+                Some(r.body.len().to_string().as_str()),
+                "{}",
+                c()
+            );
+            bodies.push(r.body);
+        }
+        assert_eq!(bodies[0], bodies[1], "{path}: the query changes nothing");
+        let tag = format!(
+            "/v2/{name}/manifests/sha256-{}",
+            &subject["sha256:".len()..]
+        );
+        let r = http::get(port, &tag);
+        assert_eq!(r.status, 200, "{}", ctx("fallback tag", &tag, &r));
+        assert_eq!(r.body, bodies[0], "{}", ctx("fallback tag", &tag, &r));
+    }
+    // Every repository, a subject nothing refers to (the digest of the empty string).
+    let nothing = sha256(b"");
+    for name in f.repositories().keys() {
+        let path = format!("/v2/{name}/referrers/{nothing}");
+        for method in ["GET", "HEAD"] {
+            let r = http::request(method, port, &path);
+            let c = || ctx(method, &path, &r);
+            if !expect.empty_referrers {
+                assert_eq!(r.status, 404, "{}", c());
+                continue;
+            }
+            assert_eq!(r.status, 200, "{}", c());
+            assert_eq!(r.header_all("Content-Type"), vec![OCI_INDEX], "{}", c());
+            assert!(r.header_all("OCI-Filters-Applied").is_empty(), "{}", c());
+            assert_api_version(expect, &path, &r);
+            if method == "GET" {
+                assert_eq!(
+                    serde_json::from_slice::<Value>(&r.body)
+                        .unwrap_or_else(|e| panic!("{e}: {}", c())),
+                    serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}),
+                    "{}",
+                    c()
+                );
+            }
+        }
+    }
+    let (name, ..) = f.tags().into_iter().next().expect("a tag");
+    for bad in ["sha256:123", "latest", "sha256:ZZ"] {
+        let path = format!("/v2/{name}/referrers/{bad}");
+        let r = http::get(port, &path);
+        assert_eq!(r.status, 404, "{}", ctx("malformed digest", &path, &r));
+        assert!(
+            !r.header_all("Content-Type").contains(&OCI_INDEX),
+            "{}",
+            ctx("malformed digest", &path, &r)
+        );
+    }
 }
 
 /// Methods a registry client writes with (push, delete, chunked upload) and others a static
@@ -365,6 +462,7 @@ pub fn assert_http_every(port: u16, f: &Fixture, expect: Expect, stride: usize) 
         expect,
     );
     assert_json_error(port, "/v2/no/such/repo/tags/list", "NAME_UNKNOWN", expect);
+    assert_referrers(port, f, expect);
 }
 
 /// The config digest docker reports as the image id: the linux/amd64 image's.
@@ -393,7 +491,13 @@ fn amd64_config(f: &Fixture, name: &str, digest: &str) -> String {
 pub fn assert_clients(port: u16, f: &Fixture, containerd: &Containerd, dockerd: &Dockerd) {
     let host = format!("127.0.0.1:{port}");
     let scratch = TempDir::new("pull");
-    for (i, (name, tag, digest, _, _)) in f.tags().into_iter().enumerate() {
+    // The referrers fallback tags are indexes of artifacts, not images: no puller reads them
+    // (assert_referrers, oras discover and regctl artifact list do).
+    let images = f
+        .tags()
+        .into_iter()
+        .filter(|(name, _, digest, _, _)| !f.is_generated(name, digest));
+    for (i, (name, tag, digest, _, _)) in images.enumerate() {
         let reference = format!("{host}/{name}:{tag}");
         // skopeo: the exact bytes, and the whole graph with --all.
         let raw = super::skopeo_inspect_raw(&reference);

@@ -75,8 +75,8 @@ if [ ! -f "$SELF" ]; then
     exit 2
 fi
 awk 'found { print } $0 == "REGISTRISH_PLAN" { found = 1 }' "$SELF" >"$WORK/plan"
-if [ "$(awk 'END { print NR }' "$WORK/plan")" != 22 ]; then
-    echo "error: $SELF does not end with its plan of 22 objects (cut short?)" >&2
+if [ "$(awk 'END { print NR }' "$WORK/plan")" != 25 ]; then
+    echo "error: $SELF does not end with its plan of 25 objects (cut short?)" >&2
     exit 2
 fi
 
@@ -141,7 +141,7 @@ phase() {
     fi
 }
 
-echo "registrish upload: $TREE -> $DEST (22 objects in 1 phases)"
+echo "registrish upload: $TREE -> $DEST (25 objects in 1 phases)"
 
 # Nothing is uploaded unless every file of the plan is in the tree (an unprepared or changed tree).
 if ! (cd "$TREE" && awk '{ print $2 }' "$WORK/plan" | xargs ls -dL -- >/dev/null); then
@@ -172,6 +172,9 @@ REGISTRISH_PLAN
 1 v2/demo/multi/blobs/sha256:05ba2fe305b253ce9867dfe208c748b1144b30b66913c92c56956298dc2ae6bb
 1 v2/demo/multi/blobs/sha256:100d2d9729e1f9f2b04aaae857771689c25caf34ed41154a9536b97bb02b4b60
 1 v2/demo/multi/blobs/sha256:10eda541a7cec323f3d1cfb1c1a6a4385604746b3b014568ec53f41cf6e18f0c
+1 v2/demo/multi/blobs/sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a
+1 v2/demo/multi/blobs/sha256:46705a762ee6e00eb2b48c2584484379b1bddbe7a689aa7577f719b73f3a722a
+1 v2/demo/multi/blobs/sha256:62cc869611ae709d70e8de6fd0187ff16849770f9b0abf2b232341b635d5e5f7
 1 v2/demo/multi/blobs/sha256:76eb88988c4bb6fe226068d6422acdeea7a2517b0814f7033c140cba54979891
 1 v2/demo/multi/blobs/sha256:8d265a2c339cec71e0232489d8cea6f09ad46d6b4b9e33eb550da576d634c1ba
 1 v2/demo/multi/blobs/sha256:c02f9a6c182710e0c75bc6f3247473dceb0f9e94daeb346893cac0510149ee0f

@@ -64,8 +64,8 @@ if [ ! -f "$SELF" ]; then
     exit 2
 fi
 awk 'found { print } $0 == "REGISTRISH_PLAN" { found = 1 }' "$SELF" >"$WORK/plan"
-if [ "$(awk 'END { print NR }' "$WORK/plan")" != 83 ]; then
-    echo "error: $SELF does not end with its plan of 83 objects (cut short?)" >&2
+if [ "$(awk 'END { print NR }' "$WORK/plan")" != 91 ]; then
+    echo "error: $SELF does not end with its plan of 91 objects (cut short?)" >&2
     exit 2
 fi
 
@@ -121,7 +121,7 @@ phase() {
     fi
     total=$(awk -v n="$n" '$1 == n { c++ } END { print c + 0 }' "$WORK/plan")
     todo=$(awk 'END { print NR }' "$WORK/todo")
-    echo "[$n/11] $title: $total objects, $((total - todo)) already there, uploading $todo"
+    echo "[$n/12] $title: $total objects, $((total - todo)) already there, uploading $todo"
     skipped=$((skipped + total - todo))
     if [ "$todo" -gt 0 ]; then
         stage <"$WORK/todo"
@@ -130,7 +130,7 @@ phase() {
     fi
 }
 
-echo "registrish upload: $TREE -> $DEST (83 objects in 11 phases)"
+echo "registrish upload: $TREE -> $DEST (91 objects in 12 phases)"
 
 # Nothing is uploaded unless every file of the plan is in the tree (an unprepared or changed tree).
 if ! (cd "$TREE" && awk '{ print $2 }' "$WORK/plan" | xargs ls -dL -- >/dev/null); then
@@ -147,11 +147,12 @@ phase 3 'manifests by digest (application/vnd.oci.image.manifest.v1+json)' new '
 phase 4 'manifests by digest (application/vnd.oci.image.index.v1+json)' new '--metadata' '{"Content-Type":"application/vnd.oci.image.index.v1+json"}'
 phase 5 'indexes by digest, after the manifests they list (application/vnd.docker.distribution.manifest.list.v2+json)' new '--metadata' '{"Content-Type":"application/vnd.docker.distribution.manifest.list.v2+json"}'
 phase 6 'indexes by digest, after the manifests they list (application/vnd.oci.image.index.v1+json)' new '--metadata' '{"Content-Type":"application/vnd.oci.image.index.v1+json"}'
-phase 7 'tags (application/vnd.docker.distribution.manifest.v2+json)' all '--metadata' '{"Content-Type":"application/vnd.docker.distribution.manifest.v2+json"}'
-phase 8 'tags (application/vnd.docker.distribution.manifest.list.v2+json)' all '--metadata' '{"Content-Type":"application/vnd.docker.distribution.manifest.list.v2+json"}'
-phase 9 'tags (application/vnd.oci.image.manifest.v1+json)' all '--metadata' '{"Content-Type":"application/vnd.oci.image.manifest.v1+json"}'
-phase 10 'tags (application/vnd.oci.image.index.v1+json)' all '--metadata' '{"Content-Type":"application/vnd.oci.image.index.v1+json"}'
-phase 11 'tags/list, _catalog, /v2/ and error bodies (application/json)' all '--metadata' '{"Content-Type":"application/json"}'
+phase 7 'referrers indexes, after their subjects and referrers (application/vnd.oci.image.index.v1+json)' all '--metadata' '{"Content-Type":"application/vnd.oci.image.index.v1+json"}'
+phase 8 'tags (application/vnd.docker.distribution.manifest.v2+json)' all '--metadata' '{"Content-Type":"application/vnd.docker.distribution.manifest.v2+json"}'
+phase 9 'tags (application/vnd.docker.distribution.manifest.list.v2+json)' all '--metadata' '{"Content-Type":"application/vnd.docker.distribution.manifest.list.v2+json"}'
+phase 10 'tags (application/vnd.oci.image.manifest.v1+json)' all '--metadata' '{"Content-Type":"application/vnd.oci.image.manifest.v1+json"}'
+phase 11 'tags (application/vnd.oci.image.index.v1+json)' all '--metadata' '{"Content-Type":"application/vnd.oci.image.index.v1+json"}'
+phase 12 'tags/list, _catalog, /v2/ and error bodies (application/json)' all '--metadata' '{"Content-Type":"application/json"}'
 finish_upload
 echo "done: $uploaded objects uploaded, $skipped already there"
 # When another host serves the manifests with --blobs-url pointing here, upload the blobs
@@ -182,6 +183,9 @@ REGISTRISH_PLAN
 1 v2/demo/multi/blobs/sha256:05ba2fe305b253ce9867dfe208c748b1144b30b66913c92c56956298dc2ae6bb
 1 v2/demo/multi/blobs/sha256:100d2d9729e1f9f2b04aaae857771689c25caf34ed41154a9536b97bb02b4b60
 1 v2/demo/multi/blobs/sha256:10eda541a7cec323f3d1cfb1c1a6a4385604746b3b014568ec53f41cf6e18f0c
+1 v2/demo/multi/blobs/sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a
+1 v2/demo/multi/blobs/sha256:46705a762ee6e00eb2b48c2584484379b1bddbe7a689aa7577f719b73f3a722a
+1 v2/demo/multi/blobs/sha256:62cc869611ae709d70e8de6fd0187ff16849770f9b0abf2b232341b635d5e5f7
 1 v2/demo/multi/blobs/sha256:76eb88988c4bb6fe226068d6422acdeea7a2517b0814f7033c140cba54979891
 1 v2/demo/multi/blobs/sha256:8d265a2c339cec71e0232489d8cea6f09ad46d6b4b9e33eb550da576d634c1ba
 1 v2/demo/multi/blobs/sha256:c02f9a6c182710e0c75bc6f3247473dceb0f9e94daeb346893cac0510149ee0f
@@ -204,7 +208,9 @@ REGISTRISH_PLAN
 3 v2/demo/broken/manifests/sha256:679ca2aeec5826a18f8470c8e786a519d1b95b22ba96d146d3e62f53a9924278
 3 v2/demo/case/manifests/sha256:138b51924e74a15602c67f8b23c4a7af32ad72e8e88075a201c9fd0a1705d780
 3 v2/demo/case/manifests/sha256:14aaefbbd673adb9e85fb0c95308c2e7105e240ef585a212a12496fe7b73923c
+3 v2/demo/multi/manifests/sha256:04a41a38431db9459719d5d3806aee8f73deb711e2a8dff9c521ca7a8f88859d
 3 v2/demo/multi/manifests/sha256:2927af89e6d7b3bc486dd9c058604860cbf16cc7d46dcab554a25506a1db5514
+3 v2/demo/multi/manifests/sha256:6edc7bc5fb92b395276c153717c0d0a2c1452e9b5672b419f2e100424cdc0f0d
 3 v2/demo/multi/manifests/sha256:a4015cb138563ce884897e5bd82d5fee51d3e4b77503481f8d7ac39495bcea96
 3 v2/demo/multi/manifests/sha256:fd880f0903ed372189b0fdc5c2d7253abbeba180e9fe41539fe62f70b06ef5d3
 3 v2/demo/oci/manifests/sha256:2a6a330f8f5507651a0d5d2ab874b62f2e008b835e289c09b1cc54ba01f00a2b
@@ -213,35 +219,38 @@ REGISTRISH_PLAN
 4 v2/demo/broken/manifests/sha256:2c02d3e83918be3e654d9df3ffea5e12ba5c264020f77ee0c7651b7642000656
 5 v2/demo/list/manifests/sha256:a2c2eecf842cb6ec8b71b31a8a7577a481689c4a41b62c4f5eb7b4a98b6e0a6c
 6 v2/demo/multi/manifests/sha256:d024b7405f26aca341f028c5abce2577e05fedc14a9fe42e86c695b18ba4a2aa
-7 v2/demo/hello/manifests/latest
-7 v2/demo/hello/manifests/v1.json
-7 v2/team/app/api/manifests/stable
-8 v2/demo/list/manifests/latest
-9 v2/charts/hello/manifests/0.1.0
-9 v2/demo/badtags/manifests/ok
-9 v2/demo/broken/manifests/badsize
-9 v2/demo/broken/manifests/corruptblob
-9 v2/demo/broken/manifests/missingblob
-9 v2/demo/case/manifests/Latest
-9 v2/demo/case/manifests/latest
-9 v2/demo/oci/manifests/1.0
-9 v2/demo/oci/manifests/nomediatype
-9 v2/team/app/api/manifests/v1.2.3_build-abcXYZ0123456789._-abcXYZ0123456789._-abcXYZ0123456789._-abcXYZ0123456789._-abcXYZ0123456789._-abcXYZ0123456789._-a
-10 v2/demo/broken/manifests/missingchild
-10 v2/demo/multi/manifests/latest
-11 v2/_catalog
-11 v2/_errors/blob_unknown.json
-11 v2/_errors/manifest_unknown.json
-11 v2/_errors/name_unknown.json
-11 v2/_errors/unauthorized.json
-11 v2/_errors/unsupported.json
-11 v2/charts/hello/tags/list
-11 v2/demo/badtags/tags/list
-11 v2/demo/broken/tags/list
-11 v2/demo/case/tags/list
-11 v2/demo/hello/tags/list
-11 v2/demo/list/tags/list
-11 v2/demo/multi/tags/list
-11 v2/demo/oci/tags/list
-11 v2/index.html
-11 v2/team/app/api/tags/list
+6 v2/demo/multi/manifests/sha256:d58fb2744559fe36f6b0db301914c985c12a74c52898fabbc112a547f6141472
+7 v2/demo/multi/referrers/sha256:d024b7405f26aca341f028c5abce2577e05fedc14a9fe42e86c695b18ba4a2aa
+8 v2/demo/hello/manifests/latest
+8 v2/demo/hello/manifests/v1.json
+8 v2/team/app/api/manifests/stable
+9 v2/demo/list/manifests/latest
+10 v2/charts/hello/manifests/0.1.0
+10 v2/demo/badtags/manifests/ok
+10 v2/demo/broken/manifests/badsize
+10 v2/demo/broken/manifests/corruptblob
+10 v2/demo/broken/manifests/missingblob
+10 v2/demo/case/manifests/Latest
+10 v2/demo/case/manifests/latest
+10 v2/demo/oci/manifests/1.0
+10 v2/demo/oci/manifests/nomediatype
+10 v2/team/app/api/manifests/v1.2.3_build-abcXYZ0123456789._-abcXYZ0123456789._-abcXYZ0123456789._-abcXYZ0123456789._-abcXYZ0123456789._-abcXYZ0123456789._-a
+11 v2/demo/broken/manifests/missingchild
+11 v2/demo/multi/manifests/latest
+11 v2/demo/multi/manifests/sha256-d024b7405f26aca341f028c5abce2577e05fedc14a9fe42e86c695b18ba4a2aa
+12 v2/_catalog
+12 v2/_errors/blob_unknown.json
+12 v2/_errors/manifest_unknown.json
+12 v2/_errors/name_unknown.json
+12 v2/_errors/unauthorized.json
+12 v2/_errors/unsupported.json
+12 v2/charts/hello/tags/list
+12 v2/demo/badtags/tags/list
+12 v2/demo/broken/tags/list
+12 v2/demo/case/tags/list
+12 v2/demo/hello/tags/list
+12 v2/demo/list/tags/list
+12 v2/demo/multi/tags/list
+12 v2/demo/oci/tags/list
+12 v2/index.html
+12 v2/team/app/api/tags/list
