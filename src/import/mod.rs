@@ -334,6 +334,16 @@ fn visit(source: &Source, digest: &str, graph: &mut Graph) -> Result<()> {
     Ok(())
 }
 
+/// Whether a source file may be linked into the tree: a link shares its mode, and a web server
+/// running as its own user (Apache's `www-data`, nginx's workers) answers 403 for a file only
+/// its owner can read. Layout writers make such files: `cosign save` and `regctl image copy`
+/// leave blobs 0600 (seen here with cosign 2.6.5 and regctl 0.11.7). Those are copied, under
+/// the umask like every file the tree gets.
+fn readable_by_all(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o444 == 0o444)
+}
+
 enum Staged {
     Linked(PathBuf),
     Copied(PathBuf, u64),
@@ -350,6 +360,7 @@ fn stage(
     // Link first, then hash what the link shares: every object is read once,
     // whether it ends up linked or (across filesystems) copied.
     if let Bytes::File(path) = bytes
+        && readable_by_all(path)
         && fs::hard_link(path, dest).is_ok()
     {
         let (actual, _) =
@@ -986,6 +997,46 @@ mod tests {
         assert!(
             err.to_string().contains("belongs to no single image"),
             "{err}"
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A blob only its owner can read (cosign save and regctl write them so) is copied, not
+    /// linked: the link would share its mode and a web server's user could not read it.
+    #[test]
+    fn a_source_file_only_its_owner_reads_is_copied() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = temp("modes");
+        let layout = Layout::new(&dir);
+        let image = layout.image("app");
+        layout.index(&[(&image, tagged("v1"))]);
+        let manifest: Value = serde_json::from_slice(
+            &fs::read(layout.0.join("blobs/sha256").join(&digest_of(&image)[7..])).unwrap(),
+        )
+        .unwrap();
+        let (private, public) = (&manifest["layers"][0], &manifest["config"]);
+        let at = |d: &Value| layout.0.join("blobs/sha256").join(&digest_of(d)[7..]);
+        fs::set_permissions(at(private), fs::Permissions::from_mode(0o600)).unwrap();
+        let tree = dir.join("tree");
+        let report = run(layout.0.to_str().unwrap(), "app", &[], &tree).unwrap();
+        assert_eq!((report.linked, report.copied), (2, 1));
+        let stored =
+            |d: &Value| fs::metadata(tree.join("v2/app/blobs").join(digest_of(d))).unwrap();
+        assert_ne!(
+            stored(private).ino(),
+            fs::metadata(at(private)).unwrap().ino()
+        );
+        assert_eq!(
+            stored(public).ino(),
+            fs::metadata(at(public)).unwrap().ino()
+        );
+        assert_eq!(fs::metadata(at(private)).unwrap().mode() & 0o777, 0o600);
+        // What the umask gives a new file, as every file prepare writes.
+        let fresh = dir.join("fresh");
+        fs::write(&fresh, b"x").unwrap();
+        assert_eq!(
+            stored(private).mode() & 0o777,
+            fs::metadata(&fresh).unwrap().mode() & 0o777
         );
         let _ = fs::remove_dir_all(&dir);
     }
