@@ -125,6 +125,9 @@ fn select(source: &Source, req: &Request, found: &referrers::Found) -> Result<Se
     };
     let own_tag = |i: &source::Image| i.ref_name.as_deref().and_then(tag_of);
     let chosen: Vec<&source::Image> = match &req.reference {
+        Some(r) if referrers::fallback_subject(r).is_some() => bail!(
+            "{r:?} is a referrers fallback tag: prepare writes it from the referrers in the tree; import its subject, and the referrers it lists come along"
+        ),
         Some(r) => {
             let found: Vec<_> = source
                 .images
@@ -852,6 +855,13 @@ mod tests {
         let index = layout.fallback_index(&[&sig, &gone]);
         layout.index(&[(&image, tagged("v1")), (&index, tagged(&fallback(&image)))]);
         let tree = dir.join("tree");
+        let picked = format!("{}:{}", layout.0.display(), fallback(&image));
+        let err = run(&picked, "app", &[], &tree).unwrap_err();
+        assert!(
+            err.to_string().contains("is a referrers fallback tag"),
+            "{err}"
+        );
+        assert!(!tree.exists());
         let report = run(layout.0.to_str().unwrap(), "app", &[], &tree).unwrap();
         assert_eq!((report.images, report.referrers), (1, 1));
         assert_eq!(
