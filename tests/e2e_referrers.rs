@@ -1,7 +1,7 @@
 //! Issue 15's proof with real signatures. cosign (v2.6.5, built from the module proxy by
-//! `scripts/test`) makes a key pair offline and signs and attests an image of the fixture held
-//! in the reference registry, with no transparency log; oras attaches an OCI 1.1 artifact to
-//! it. The image and everything attached to it is saved as OCI layouts the way each tool
+//! `scripts/test`) makes a key pair offline, signs and attests an image of the fixture held in
+//! the reference registry, with no transparency log, and attaches an SBOM to it (the `.sbom`
+//! tag); oras attaches an OCI 1.1 artifact to it. The image and everything attached to it is saved as OCI layouts the way each tool
 //! writes them: `cosign save` (no ref names, `kind` annotations), `oras copy -r` (the artifact
 //! listed untagged in index.json) and regctl `image copy --referrers --digest-tags` (the
 //! fallback tag `sha256-<hex>`, the artifact a bare blob, cosign's tags by name). They are
@@ -30,10 +30,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
 
-/// The attestation's predicate type as `--type slsaprovenance` names it (cosign
-/// `pkg/cosign/attestation`, the SLSA provenance v0.2 predicate type).
+/// The predicate type `--type slsaprovenance` stands for (cosign
+/// `cmd/cosign/cli/options/predicate.go`: SLSA provenance v0.2).
 const SLSA_PROVENANCE: &str = "https://slsa.dev/provenance/v0.2";
 const ARTIFACT_TYPE: &str = "application/vnd.registrish.test.sbom.v1+json";
+const SPDX: &str = r#"{"spdxVersion":"SPDX-2.3","name":"registrish-test"}"#;
 
 /// Everything one signing run made: the tree it was imported into and what the hosts must
 /// show of it.
@@ -176,6 +177,23 @@ fn sign_and_import() -> Signed {
             &subject,
         ],
     );
+    // cosign's third legacy tag, `.sbom` (deprecated by cosign, still read): an unsigned
+    // attachment. `cosign save` leaves attachments out (cosign `pkg/oci/layout/write.go`), so
+    // only regctl's layout carries it.
+    fs::write(work.join("spdx.json"), SPDX).unwrap();
+    run(
+        &work,
+        "cosign",
+        &[
+            "attach",
+            "sbom",
+            "--sbom",
+            "spdx.json",
+            "--type",
+            "spdx",
+            &subject,
+        ],
+    );
     fs::write(work.join("sbom.json"), r#"{"packages":[]}"#).unwrap();
     let attached = run(
         &work,
@@ -254,15 +272,17 @@ fn sign_and_import() -> Signed {
     // What the tree holds: cosign's tags by name, and prepare's fallback tag, the same bytes
     // as the referrers index, listing the artifact and nothing else.
     let hex = image.trim_start_matches("sha256:");
-    let want: BTreeSet<String> = [
+    let mut want: BTreeSet<String> = [
         "v1".to_string(),
         format!("sha256-{hex}"),
         format!("sha256-{hex}.sig"),
         format!("sha256-{hex}.att"),
     ]
     .into();
+    assert_eq!(tags_of(&tree, "demo/signed"), want);
+    want.insert(format!("sha256-{hex}.sbom"));
+    assert_eq!(tags_of(&tree, "demo/regctl"), want);
     for name in ["demo/signed", "demo/regctl"] {
-        assert_eq!(tags_of(&tree, name), want, "{name}");
         let repo = tree.join("v2").join(name);
         let index = fs::read(repo.join("referrers").join(&image)).unwrap();
         assert_eq!(
@@ -300,8 +320,9 @@ fn base64_decode(work: &TempDir, text: &str) -> Vec<u8> {
 }
 
 /// What `host` on `port` must show: for `demo/signed` and `demo/regctl`, the signature and the
-/// attestation verify with the key and name the image; oras and regctl list the artifact. For
-/// `demo/bare`, both verifications fail and nothing is listed.
+/// attestation verify with the key and name the image; oras and regctl list the artifact;
+/// `cosign download sbom` gets the attached SBOM from `demo/regctl`. For `demo/bare`, both
+/// verifications fail and nothing is listed.
 fn assert_served(host: &str, port: u16, s: &Signed) {
     let started = Instant::now();
     let w = &s.work;
@@ -401,8 +422,12 @@ fn assert_served(host: &str, port: u16, s: &Signed) {
         assert_eq!(descriptors[0]["digest"], s.artifact["digest"], "{at}");
         assert_eq!(descriptors[0]["artifactType"], ARTIFACT_TYPE, "{at}");
     }
+    let subject = format!("127.0.0.1:{port}/demo/regctl@{}", s.image);
+    let sbom = run(w, "cosign", &["download", "sbom", &subject]);
+    assert_eq!(stdout(&sbom).trim_end(), SPDX, "{host}: {subject}");
 
-    // The same image without what was attached to it: nothing verifies, nothing is listed.
+    // The same image without what was attached to it: nothing verifies, nothing is listed
+    // (the messages are cosign's, `pkg/cosign/verify.go`).
     let bare = format!("127.0.0.1:{port}/demo/bare@{}", s.image);
     for (args, says) in [
         (vec!["verify"], "no signatures found"),
