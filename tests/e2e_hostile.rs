@@ -294,6 +294,16 @@ fn requests(t: &Tree) -> Vec<Request> {
         "/v2/".into(),
         format!("/v2/{name}/tags/list"),
         format!("/v2/{name}/manifests/{}", t.digest),
+        format!("/v2/{name}/referrers/{}", t.digest),
+        format!(
+            "/v2/{name}/referrers/{}?artifactType=../../secret.txt",
+            t.digest
+        ),
+        format!("/v2/{name}/referrers/../../../secret.txt"),
+        format!(
+            "/v2/{name}/referrers/sha256:{}/../../../../secret.txt",
+            "0".repeat(64)
+        ),
         // Listings.
         "/".into(),
         "/v2/extns/".into(),
@@ -385,6 +395,7 @@ fn requests(t: &Tree) -> Vec<Request> {
         format!("/v2/{name}/manifests/sha256:{}", "0".repeat(64)),
         format!("/v2/{name}/blobs/{blob}"),
         format!("/v2/{name}/blobs/uploads/"),
+        format!("/v2/{name}/referrers/sha256:{}", "0".repeat(64)),
         "/secret.txt".into(),
     ];
     for route in &routes {

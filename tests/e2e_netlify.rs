@@ -107,6 +107,21 @@ fn netlify_rules_give_every_path_exact_headers() {
     )
     .collect();
     paths.extend(json_paths.iter().cloned());
+    // OCI 1.1 referrers: each subject's index (a file), and a subject nothing refers to (the
+    // rewrite to the empty index below): both typed as an OCI index by one rule.
+    let nothing = format!("sha256:{}", "e".repeat(64));
+    let referrer_paths: Vec<String> = f
+        .referrers()
+        .into_iter()
+        .map(|(name, subject, _)| format!("/v2/{name}/referrers/{subject}"))
+        .chain(
+            f.repositories()
+                .keys()
+                .map(|n| format!("/v2/{n}/referrers/{nothing}")),
+        )
+        .collect();
+    assert!(!f.referrers().is_empty());
+    paths.extend(referrer_paths.iter().cloned());
     let answer = netlify_answer(&tree, &paths);
     assert_eq!(answer["header_errors"], serde_json::json!([]), "{answer}");
     assert_eq!(answer["redirect_errors"], serde_json::json!([]), "{answer}");
@@ -137,10 +152,39 @@ fn netlify_rules_give_every_path_exact_headers() {
             "{path} not in the tree"
         );
     }
-    // Misses: 404 rules without `!` (shadowing), to JSON bodies prepare wrote.
+    for path in &referrer_paths {
+        assert_one(
+            &answer,
+            path,
+            "Content-Type",
+            "application/vnd.oci.image.index.v1+json",
+        );
+        let cache = answer["paths"][path]["values"]["Cache-Control"]
+            .as_str()
+            .unwrap();
+        assert!(!cache.contains("immutable"), "{path}: {cache}");
+    }
+    // Misses: 404 rules without `!` (shadowing), to JSON bodies prepare wrote; and for
+    // referrers a 200 rewrite to the empty index, which applies only where no index file is.
     let redirects = answer["redirects"].as_array().unwrap();
     assert!(!redirects.is_empty());
-    for r in redirects {
+    let (rewrites, redirects): (Vec<&Value>, Vec<&Value>) = redirects
+        .iter()
+        .partition(|r| r["from"].as_str().unwrap().ends_with("/referrers/:digest"));
+    assert!(!rewrites.is_empty());
+    for r in &rewrites {
+        assert_eq!(r["status"], 200, "{r}");
+        assert_eq!(r["force"], false, "{r}");
+        assert_eq!(r["to"], "/v2/_referrers_empty.json", "{r}");
+        assert_eq!(
+            serde_json::from_slice::<Value>(
+                &std::fs::read(tree.join("v2/_referrers_empty.json")).unwrap()
+            )
+            .unwrap(),
+            serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []})
+        );
+    }
+    for r in &redirects {
         assert_eq!(r["status"], 404, "{r}");
         assert_eq!(r["force"], false, "{r}");
         let to = r["to"].as_str().unwrap();

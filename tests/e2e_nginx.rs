@@ -318,3 +318,25 @@ fn nginx_accepts_and_serves_configs_for_generated_edge_of_grammar_names() {
         }
     }
 }
+
+/// The referrers contract can fail: a plain static server over the same prepared tree serves
+/// the index as a file of no registry type and answers a subject nothing refers to with 404.
+#[test]
+fn referrers_contract_fails_on_a_plain_static_server() {
+    let f = fixture::build("basic", &[]);
+    run_bin_ok(["prepare", f.tree().to_str().unwrap()], f.dir.path());
+    let server = crate::support::servers::PlainStatic::start(&f.tree(), &f.dir.join("py.log"));
+    let failure = std::panic::catch_unwind(|| {
+        crate::support::registry::assert_referrers(server.port(), &f, Expect::ALL)
+    })
+    .expect_err("a plain static server passed the referrers contract");
+    let message = failure
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        message.contains("/referrers/sha256:")
+            && message.contains("application/vnd.oci.image.index.v1+json"),
+        "{message}"
+    );
+}

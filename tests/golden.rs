@@ -169,6 +169,10 @@ fn expected_objects(f: &Fixture) -> BTreeMap<String, (String, bool)> {
             (OCI_INDEX.to_string(), false),
         );
     }
+    out.insert(
+        "v2/_referrers_empty.json".to_string(),
+        (OCI_INDEX.to_string(), false),
+    );
     for path in [
         "v2/index.html",
         "v2/_catalog",

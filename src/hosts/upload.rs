@@ -134,7 +134,12 @@ fn plan(registry: &Registry) -> Result<Plan> {
         });
     }
     // A referrers index names its referrers, so it goes after every manifest by digest; the
-    // fallback tags `sha256-<hex>` are tags (in `routes::manifests`) and go with the tags.
+    // fallback tags `sha256-<hex>` are tags (in `routes::manifests`) and go with the tags. The
+    // empty index goes too, typed as an index: a bucket answers a subject with no referrers
+    // with its own 404, and a front (CDN rule, proxy) that maps those misses to this object
+    // with 200 completes the API. Without one, oras stops at the first such 404 once a hit
+    // told it the API exists ("failed to query referrers API: unsupported", seen with oras
+    // 1.3 discover).
     phases.push(Phase {
         title: "referrers indexes, after their subjects and referrers".into(),
         content_type: MediaType::OciIndex.as_str(),
@@ -147,6 +152,7 @@ fn plan(registry: &Registry) -> Result<Plan> {
                     .keys()
                     .map(move |subject| layout::referrers_file(name, subject))
             })
+            .chain(std::iter::once(layout::empty_referrers_file()))
             .collect(),
     });
     for (media_type, paths) in tags {
@@ -162,9 +168,8 @@ fn plan(registry: &Registry) -> Result<Plan> {
         title: "tags/list, _catalog, /v2/ and error bodies".into(),
         content_type: JSON,
         content_addressed: false,
-        // Less the referrers indexes and fallback tags (their own phases above) and the empty
-        // referrers index: an object store answers a missing key with its own 404, and a
-        // client takes a 404 from the referrers API as "use the fallback tag".
+        // Less the referrers indexes, the empty index and the fallback tags (their own phases
+        // above).
         paths: routes::generated_files(registry)
             .into_iter()
             .map(|(rel, _)| rel)

@@ -64,8 +64,8 @@ if [ ! -f "$SELF" ]; then
     exit 2
 fi
 awk 'found { print } $0 == "REGISTRISH_PLAN" { found = 1 }' "$SELF" >"$WORK/plan"
-if [ "$(awk 'END { print NR }' "$WORK/plan")" != 65 ]; then
-    echo "error: $SELF does not end with its plan of 65 objects (cut short?)" >&2
+if [ "$(awk 'END { print NR }' "$WORK/plan")" != 66 ]; then
+    echo "error: $SELF does not end with its plan of 66 objects (cut short?)" >&2
     exit 2
 fi
 
@@ -130,7 +130,7 @@ phase() {
     fi
 }
 
-echo "registrish upload: $TREE -> $DEST (65 objects in 11 phases)"
+echo "registrish upload: $TREE -> $DEST (66 objects in 11 phases)"
 
 # Nothing is uploaded unless every file of the plan is in the tree (an unprepared or changed tree).
 if ! (cd "$TREE" && awk '{ print $2 }' "$WORK/plan" | xargs ls -dL -- >/dev/null); then
@@ -203,6 +203,7 @@ REGISTRISH_PLAN
 4 v2/demo/list/manifests/sha256:a2c2eecf842cb6ec8b71b31a8a7577a481689c4a41b62c4f5eb7b4a98b6e0a6c
 5 v2/demo/multi/manifests/sha256:d024b7405f26aca341f028c5abce2577e05fedc14a9fe42e86c695b18ba4a2aa
 5 v2/demo/multi/manifests/sha256:d58fb2744559fe36f6b0db301914c985c12a74c52898fabbc112a547f6141472
+6 v2/_referrers_empty.json
 6 v2/demo/multi/referrers/sha256:d024b7405f26aca341f028c5abce2577e05fedc14a9fe42e86c695b18ba4a2aa
 7 v2/demo/hello/manifests/latest
 7 v2/demo/hello/manifests/v1.json

@@ -16,6 +16,8 @@ const TAG = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 const ROUTE = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/;
 const TAGS_LIST = /^\/v2\/(.+)\/tags\/list$/;
+const REFERRERS = /^\/v2\/(.+)\/referrers\/([^/]+)$/;
+const EMPTY_REFERRERS = "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"manifests\":[]}";
 const MAX_MANIFEST_BYTES = 4194304;
 // Media types this registry serves, exactly as registrish-gen knows them.
 const MEDIA_TYPES = ["application/vnd.docker.distribution.manifest.v2+json","application/vnd.docker.distribution.manifest.list.v2+json","application/vnd.oci.image.manifest.v1+json","application/vnd.oci.image.index.v1+json","application/vnd.docker.distribution.manifest.v1+prettyjws","application/vnd.docker.distribution.manifest.v1+json"];
@@ -56,6 +58,10 @@ export default {
     let m = TAGS_LIST.exec(path);
     if (m) {
       return NAME.test(m[1]) ? json(request, env, url, path, "NAME_UNKNOWN") : miss(request, "NAME_UNKNOWN");
+    }
+    m = REFERRERS.exec(path);
+    if (m) {
+      return NAME.test(m[1]) && DIGEST.test(m[2]) ? referrers(request, env, url, path) : miss(request, "NAME_UNKNOWN");
     }
     m = ROUTE.exec(path);
     if (!m || !NAME.test(m[1])) {
@@ -209,6 +215,20 @@ async function json(request, env, url, path, code) {
   if (!res) return miss(request, code);
   const bytes = new Uint8Array(await res.arrayBuffer());
   return respond(request, 200, bytes, { ...API, "Content-Type": "application/json", "Cache-Control": TAG_CACHE });
+}
+
+// OCI 1.1 referrers (distribution-spec "Listing Referrers"): the index prepare wrote for the
+// subject, else the empty index with 200, never a 404. The artifactType query is ignored and
+// OCI-Filters-Applied never sent: clients filter the list themselves. An asset that is not an
+// OCI index (a Pages fallback page) counts as none.
+async function referrers(request, env, url, path) {
+  const res = await asset(env, url, path);
+  let body = EMPTY_REFERRERS;
+  if (res) {
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    if (mediaType(bytes) === OCI_INDEX) body = bytes;
+  }
+  return respond(request, 200, body, { ...API, "Content-Type": OCI_INDEX, "Cache-Control": TAG_CACHE });
 }
 
 function miss(request, code) {
