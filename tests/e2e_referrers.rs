@@ -1,25 +1,28 @@
 //! Issue 15's proof with real signatures. cosign (v2.6.5, built from the module proxy by
 //! `scripts/test`) makes a key pair offline, signs and attests an image of the fixture held in
 //! the reference registry, with no transparency log, and attaches an SBOM to it (the `.sbom`
-//! tag); oras attaches an OCI 1.1 artifact to it. The image and everything attached to it is saved as OCI layouts the way each tool
-//! writes them: `cosign save` (no ref names, `kind` annotations), `oras copy -r` (the artifact
-//! listed untagged in index.json) and regctl `image copy --referrers --digest-tags` (the
-//! fallback tag `sha256-<hex>`, the artifact a bare blob, cosign's tags by name). They are
-//! imported into one tree, which each host serves: there `cosign verify` and
-//! `cosign verify-attestation` pass and name the image's digest, and `oras discover` and
-//! `regctl artifact list` list the artifact. The same image imported without what is attached
-//! to it fails both verifications and lists no referrer: the passes come from what `import`
-//! kept and the host served.
+//! tag); oras attaches an OCI 1.1 artifact to it. The image and everything attached to it is
+//! saved as OCI layouts the way each tool writes them: `cosign save` (no ref names, `kind`
+//! annotations), `oras copy -r` (the artifact listed untagged in index.json) and regctl
+//! `image copy --referrers --digest-tags` (the fallback tag `sha256-<hex>`, the artifact a bare
+//! blob, cosign's tags by name). They are imported into one tree, which each host serves
+//! (nginx, Apache `.htaccess` and vhost, Caddy, S3 behind a front, the Pages worker under
+//! wrangler; one function checks each): there `cosign verify` and `cosign verify-attestation`
+//! pass and name the image's digest, and `oras discover` and `regctl artifact list` list the
+//! artifact. The same image imported without what is attached to it fails both verifications
+//! and lists no referrer: the passes come from what `import` kept and the host served.
 //!
 //! cosign runs with its proxy pointed at a closed local port (and `NO_PROXY` for 127.0.0.1):
 //! anything it tried to fetch from outside (Rekor, the Sigstore TUF root) fails, so every pass
 //! here is offline. `verify` looks for the TUF root and carries on without it when it cannot
 //! reach it (a warning): with `--key` and `--insecure-ignore-tlog` nothing else is needed.
 
+use crate::e2e_s3;
 use crate::support::fixture::{self, Fixture};
 use crate::support::hosts::ReferenceRegistry;
 use crate::support::matrix::isolated;
 use crate::support::process;
+use crate::support::s3::{Moto, run_script};
 use crate::support::servers::{Apache, ApacheSite, Caddy};
 use crate::support::tools::go_bin;
 use crate::support::{Nginx, TempDir, Wrangler, free_port, run_bin_ok};
@@ -468,70 +471,97 @@ fn cosign_signatures_attestations_and_oras_artifacts_verify_against_every_host()
     let tree = s.tree.to_str().unwrap();
     let dir = s.work.path();
 
-    let port = free_port();
-    let conf = s.work.join("nginx.conf");
-    let listen = format!("127.0.0.1:{port}");
+    // S3: moto, and the nginx front e2e_s3 puts before a bucket. The upload (one AWS CLI call
+    // per object) is the slowest step of all: it runs while the other hosts are checked. The
+    // script is written first, before the other hosts' files land in TREE.
+    let moto = Moto::start();
+    moto.create_public_bucket(e2e_s3::BUCKET);
+    let script = s.work.join("upload.sh");
+    let endpoint = moto.endpoint();
     run_bin_ok(
         [
-            "nginx",
+            "s3",
             tree,
-            "--listen",
-            &listen,
+            "--bucket",
+            e2e_s3::BUCKET,
+            "--endpoint",
+            &endpoint,
             "-o",
-            conf.to_str().unwrap(),
+            script.to_str().unwrap(),
         ],
         dir,
     );
-    let nginx = Nginx::start(&conf, port);
-    assert_served("nginx", nginx.port(), &s);
-    drop(nginx);
+    std::thread::scope(|scope| {
+        let upload = scope.spawn(|| run_script(&script, &moto));
+        let port = free_port();
+        let conf = s.work.join("nginx.conf");
+        let listen = format!("127.0.0.1:{port}");
+        run_bin_ok(
+            [
+                "nginx",
+                tree,
+                "--listen",
+                &listen,
+                "-o",
+                conf.to_str().unwrap(),
+            ],
+            dir,
+        );
+        let nginx = Nginx::start(&conf, port);
+        assert_served("nginx", nginx.port(), &s);
+        drop(nginx);
 
-    let htaccess = s.tree.join(".htaccess");
-    run_bin_ok(["apache", tree, "-o", htaccess.to_str().unwrap()], dir);
-    let apache = Apache::start(ApacheSite::Htaccess { tree: &s.tree }, free_port());
-    assert_served("Apache .htaccess", apache.port(), &s);
-    drop(apache);
+        let htaccess = s.tree.join(".htaccess");
+        run_bin_ok(["apache", tree, "-o", htaccess.to_str().unwrap()], dir);
+        let apache = Apache::start(ApacheSite::Htaccess { tree: &s.tree }, free_port());
+        assert_served("Apache .htaccess", apache.port(), &s);
+        drop(apache);
 
-    let port = free_port();
-    let vhost = s.work.join("vhost.conf");
-    let listen = format!("127.0.0.1:{port}");
-    run_bin_ok(
-        [
-            "apache",
-            tree,
-            "--vhost",
-            "--listen",
-            &listen,
-            "-o",
-            vhost.to_str().unwrap(),
-        ],
-        dir,
-    );
-    let apache = Apache::start(ApacheSite::Vhost { conf: &vhost }, port);
-    assert_served("Apache vhost", apache.port(), &s);
-    drop(apache);
+        let port = free_port();
+        let vhost = s.work.join("vhost.conf");
+        let listen = format!("127.0.0.1:{port}");
+        run_bin_ok(
+            [
+                "apache",
+                tree,
+                "--vhost",
+                "--listen",
+                &listen,
+                "-o",
+                vhost.to_str().unwrap(),
+            ],
+            dir,
+        );
+        let apache = Apache::start(ApacheSite::Vhost { conf: &vhost }, port);
+        assert_served("Apache vhost", apache.port(), &s);
+        drop(apache);
 
-    let port = free_port();
-    let site = s.work.join("registry.caddy");
-    let listen = format!("127.0.0.1:{port}");
-    run_bin_ok(
-        [
-            "caddy",
-            tree,
-            "--listen",
-            &listen,
-            "-o",
-            site.to_str().unwrap(),
-        ],
-        dir,
-    );
-    let caddy = Caddy::start(&site, port);
-    assert_served("Caddy", caddy.port(), &s);
-    drop(caddy);
+        let port = free_port();
+        let site = s.work.join("registry.caddy");
+        let listen = format!("127.0.0.1:{port}");
+        run_bin_ok(
+            [
+                "caddy",
+                tree,
+                "--listen",
+                &listen,
+                "-o",
+                site.to_str().unwrap(),
+            ],
+            dir,
+        );
+        let caddy = Caddy::start(&site, port);
+        assert_served("Caddy", caddy.port(), &s);
+        drop(caddy);
 
-    run_bin_ok(["cloudflare", tree], dir);
-    let pages = Wrangler::start(&s.tree, free_port());
-    assert_served("Pages (wrangler + worker)", pages.port(), &s);
-    drop(pages);
+        run_bin_ok(["cloudflare", tree], dir);
+        let pages = Wrangler::start(&s.tree, free_port());
+        assert_served("Pages (wrangler + worker)", pages.port(), &s);
+        drop(pages);
+
+        upload.join().expect("the upload script ran");
+        let front = e2e_s3::proxy(dir, &moto, &format!("/{}", e2e_s3::BUCKET));
+        assert_served("S3 (moto behind nginx)", front.port(), &s);
+    });
     eprintln!("done in {:?}", started.elapsed());
 }
