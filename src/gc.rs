@@ -94,7 +94,46 @@ pub(crate) fn plan(registry: &Registry, retention: Option<&Retention>) -> (Plan,
     let mentions = unprovable(registry, &mut plan.left);
     let mut kept_repos = BTreeMap::new();
     for (name, repo) in &registry.repositories {
-        let tags = kept_tags(root, repo, retention);
+        let mut tags = kept_tags(root, repo, retention);
+        // prepare's referrers fallback tags `sha256-<hex>` are no roots: each stays (whatever
+        // the retention rule says) exactly while its subject does, and otherwise goes with its
+        // referrers index, which would list referrers about to be deleted.
+        let fallback: BTreeMap<Tag, Digest> = repo
+            .referrers
+            .iter()
+            .filter(|(_, r)| r.fallback)
+            .map(|(subject, _)| (layout::fallback_tag(subject), *subject))
+            .collect();
+        let mut roots: Vec<Digest> = tags
+            .iter()
+            .filter(|(t, _)| !fallback.contains_key(*t))
+            .map(|(_, d)| *d)
+            .collect();
+        roots.extend(mentions.get(name).into_iter().flatten().copied());
+        let (mut manifests, mut blobs) = closure(repo, &roots);
+        let mut indexes = Vec::new();
+        for (tag, subject) in &fallback {
+            match repo.tags.get(tag) {
+                Some(index) if manifests.contains(subject) => {
+                    tags.insert(tag.clone(), *index);
+                    indexes.push(*index);
+                }
+                _ => {
+                    tags.remove(tag);
+                    let index = layout::referrers_file(name, subject);
+                    if fs::symlink_metadata(root.join(&index)).is_ok() {
+                        plan.lists.push(Doomed {
+                            bytes: size_of(root, &index),
+                            path: index,
+                        });
+                    }
+                }
+            }
+        }
+        if !indexes.is_empty() {
+            roots.extend(indexes);
+            (manifests, blobs) = closure(repo, &roots);
+        }
         for tag in repo.tags.keys().filter(|t| !tags.contains_key(*t)) {
             let path = layout::manifest_file(name, tag);
             plan.tags.push(Doomed {
@@ -102,9 +141,6 @@ pub(crate) fn plan(registry: &Registry, retention: Option<&Retention>) -> (Plan,
                 path,
             });
         }
-        let mut roots: Vec<Digest> = tags.values().copied().collect();
-        roots.extend(mentions.get(name).into_iter().flatten().copied());
-        let (manifests, blobs) = closure(repo, &roots);
         let doomed: Vec<&Digest> = repo
             .manifests
             .keys()
@@ -162,6 +198,13 @@ pub(crate) fn plan(registry: &Registry, retention: Option<&Retention>) -> (Plan,
             .map(|(d, s)| (*d, *s))
             .collect();
         kept.tags = tags;
+        // The referrers indexes of kept subjects (their referrers are all kept).
+        kept.referrers = repo
+            .referrers
+            .iter()
+            .filter(|(subject, _)| manifests.contains(*subject))
+            .map(|(subject, r)| (*subject, r.clone()))
+            .collect();
         if !kept.tags.is_empty() || !kept.manifests.is_empty() || !kept.blobs.is_empty() {
             kept_repos.insert(name.clone(), kept);
         }

@@ -365,3 +365,41 @@ fn gc_leaves_what_it_cannot_prove_unreachable_and_what_that_mentions() {
         assert_eq!(now.contains(p), p == &layer_file, "{p}");
     }
 }
+
+/// Referrers (issue 15) live and go with their subject: gc on a prepared tree deletes nothing
+/// (the fallback tag and the referrers are kept through the subject), and once the subject's
+/// tag is removed, gc deletes the referrers, their blobs, the referrers index, the fallback
+/// tag and its digest copy, and the tree is clean.
+#[test]
+fn gc_keeps_referrers_with_their_subject_and_deletes_them_after_it() {
+    let f = fixture::build("basic", &[]);
+    let tree = f.tree();
+    let t = tree.to_str().unwrap();
+    run_bin_ok(["prepare", t], f.dir.path());
+    let (name, subject, descriptors) = f.referrers().into_iter().next().expect("a referrer");
+    assert_eq!(dry_run_then_gc(&tree, &[]), Vec::<String>::new());
+    assert_check_clean(&tree);
+
+    run_bin_ok(["rm", t, &format!("{name}:latest")], f.dir.path());
+    let deleted: BTreeSet<String> = dry_run_then_gc(&tree, &[]).into_iter().collect();
+    let hex = &subject["sha256:".len()..];
+    let fallback_index = f.repositories()[&name]["tags"][format!("sha256-{hex}")]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut want: BTreeSet<String> = graph_files(&f, &name, &format!("sha256-{hex}"));
+    want.extend(graph_files(&f, &name, "latest"));
+    want.insert(format!("v2/{name}/referrers/{subject}"));
+    want.insert(format!("v2/{name}/manifests/sha256-{hex}"));
+    for d in &descriptors {
+        assert!(want.contains(&format!(
+            "v2/{name}/manifests/{}",
+            d["digest"].as_str().unwrap()
+        )));
+    }
+    assert!(want.contains(&format!("v2/{name}/manifests/{fallback_index}")));
+    // The repository had no other tag: its list goes too.
+    want.insert(format!("v2/{name}/tags/list"));
+    assert_eq!(deleted, want);
+    assert_check_clean(&tree);
+}
