@@ -237,7 +237,7 @@ fn probe_passes_on_a_bucket_with_the_s3_profile_and_names_oras_without_it() {
     moto.create_public_bucket(crate::e2e_s3::BUCKET);
     let (f, script) = crate::e2e_s3::prepared(&moto, "basic", None);
     run_script(&script, &moto);
-    let front = crate::e2e_s3::proxy(&f, &moto, &format!("/{}", crate::e2e_s3::BUCKET));
+    let front = crate::e2e_s3::proxy(f.dir.path(), &moto, &format!("/{}", crate::e2e_s3::BUCKET));
     let tree = f.tree();
     let tree = tree.to_str().unwrap();
     let report = assert_passes("s3", front.port(), &[tree, "--expect", "s3"]);

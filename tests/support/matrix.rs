@@ -19,7 +19,7 @@ fn text(out: &Output) -> String {
 }
 
 /// A command with HOME (and the XDG dirs) in `home`, so clients write no config outside it.
-fn isolated(program: &Path, home: &Path) -> Command {
+pub fn isolated(program: &Path, home: &Path) -> Command {
     for dir in ["config", "cache", "data", "docker"] {
         fs::create_dir_all(home.join(dir)).unwrap();
     }
