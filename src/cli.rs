@@ -244,7 +244,9 @@ fn examples_help(
 #[derive(Args, Debug)]
 pub(crate) struct ImportArgs {
     /// An OCI layout directory, a skopeo dir: folder or a docker save tar; `DIR:REF` picks one
-    /// image of a layout or archive by its ref name (all of them are imported otherwise).
+    /// image of a layout or archive by its ref name (all of them are imported otherwise). What
+    /// refers to an imported image comes with it: OCI 1.1 referrers, cosign's `.sig/.att/.sbom`
+    /// tags (`cosign save` layouts too).
     pub source: String,
     /// Repository to import into, optionally with a tag (`team/app:1.0`).
     #[arg(long, value_name = "NAME[:TAG]")]

@@ -419,8 +419,15 @@ fn run_prepare(args: &TreeArgs) -> Result<Outcome> {
 fn run_import(args: &ImportArgs) -> Result<Outcome> {
     let request = crate::import::Request::parse(&args.source, &args.name, &args.tags, &args.tree)?;
     let r = crate::import::import(&request)?;
+    for note in &r.notes {
+        eprintln!("registrish-gen: {note}");
+    }
+    let referrers = match r.referrers {
+        0 => String::new(),
+        n => format!(" with {n} referrer(s)"),
+    };
     eprintln!(
-        "registrish-gen: imported {} image(s) into v2/{} as {}: {} objects linked, {} copied ({} bytes written), {} already present",
+        "registrish-gen: imported {} image(s){referrers} into v2/{} as {}: {} objects linked, {} copied ({} bytes written), {} already present",
         r.images,
         request.name,
         r.tags.join(", "),

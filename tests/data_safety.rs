@@ -426,6 +426,15 @@ fn import_killed_at_any_point_leaves_a_tree_that_checks_clean_and_a_rerun_comple
             .into_iter()
             .filter(|p| !(staging_left && p.kind == "host-unservable" && p.severity == "warning"))
             .filter(|p| !(p.kind == "dot-file" && p.path.contains(".registrish-tmp.")))
+            // Killed after its blobs landed and before its tag did: the new repository's
+            // objects are there but nothing reaches them yet (warnings, with the summary line
+            // at `v2/`); the rerun below tags them, or `gc` would remove them.
+            .filter(|p| {
+                !(matches!(point, ImportPoint::Landed)
+                    && p.kind == "unreachable"
+                    && p.severity == "warning"
+                    && (p.path == "v2/" || p.path.starts_with(&format!("v2/{name}/"))))
+            })
             .collect();
         assert!(problems.is_empty(), "{point:?}: {problems:#?}");
         assert_eq!(misnamed_objects(&tree), Vec::<String>::new(), "{point:?}");

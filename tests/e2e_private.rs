@@ -57,8 +57,8 @@ fn basic(user: &str, password: &str) -> String {
     format!("Basic {out}")
 }
 
-/// Every path a client could ask for: each tag and digest, blob, list, the catalog, `/v2/`,
-/// and a miss of each kind.
+/// Every path a client could ask for: each tag and digest, blob, list, referrers index, the
+/// catalog, `/v2/`, and a miss of each kind (a subject nothing refers to included).
 fn every_path(f: &Fixture) -> Vec<String> {
     let mut paths = vec!["/v2/".to_string(), "/v2/_catalog".to_string()];
     for (name, tag, digest, _, _) in f.tags() {
@@ -69,8 +69,13 @@ fn every_path(f: &Fixture) -> Vec<String> {
     for (name, digest, _) in f.blobs() {
         paths.push(format!("/v2/{name}/blobs/{digest}"));
     }
+    for (name, subject, _) in f.referrers() {
+        paths.push(format!("/v2/{name}/referrers/{subject}"));
+    }
     let zero = format!("sha256:{}", "0".repeat(64));
     paths.extend([
+        // The empty referrers index is an answer too: it says the subject exists.
+        format!("/v2/demo/hello/referrers/{zero}"),
         "/v2/demo/hello/manifests/no-such-tag".to_string(),
         format!("/v2/demo/hello/manifests/{zero}"),
         format!("/v2/demo/hello/blobs/{zero}"),

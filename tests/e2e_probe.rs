@@ -237,7 +237,7 @@ fn probe_passes_on_a_bucket_with_the_s3_profile_and_names_oras_without_it() {
     moto.create_public_bucket(crate::e2e_s3::BUCKET);
     let (f, script) = crate::e2e_s3::prepared(&moto, "basic", None);
     run_script(&script, &moto);
-    let front = crate::e2e_s3::proxy(&f, &moto, &format!("/{}", crate::e2e_s3::BUCKET));
+    let front = crate::e2e_s3::proxy(f.dir.path(), &moto, &format!("/{}", crate::e2e_s3::BUCKET));
     let tree = f.tree();
     let tree = tree.to_str().unwrap();
     let report = assert_passes("s3", front.port(), &[tree, "--expect", "s3"]);
@@ -280,18 +280,7 @@ fn probe_discovers_the_reference_registry_without_false_alarms() {
     let f = prepared("basic");
     let nginx = serve_nginx(&f);
     let registry = ReferenceRegistry::start();
-    for (name, tag, _, _, _) in f.tags() {
-        let out = skopeo(&[
-            "copy",
-            "--all",
-            "--preserve-digests",
-            "--src-tls-verify=false",
-            "--dest-tls-verify=false",
-            &format!("docker://127.0.0.1:{}/{name}:{tag}", nginx.port()),
-            &format!("docker://127.0.0.1:{}/{name}:{tag}", registry.port()),
-        ]);
-        assert!(out.status.success(), "{}", stderr(&out));
-    }
+    registry.load(nginx.port(), &f);
     let report = assert_passes("docker-registry", registry.port(), &["--verify-blobs"]);
     // The same graph as the tree: every manifest and blob of every tag.
     assert_eq!(

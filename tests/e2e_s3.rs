@@ -157,7 +157,7 @@ fn run_and_kill(moto: &Moto, script: &Path, after: usize, log: PathBuf) -> Strin
 /// An nginx that puts the bucket (under `root`, e.g. `/registry`) at the root of a host, as a
 /// CDN or proxy in front of a bucket does: misses become the registry's JSON errors (the bodies
 /// the script uploaded), and it adds the API-version header S3 cannot store.
-pub(crate) fn proxy(f: &Fixture, moto: &Moto, root: &str) -> Nginx {
+pub(crate) fn proxy(dir: &Path, moto: &Moto, root: &str) -> Nginx {
     let port = free_port();
     let up = moto.endpoint();
     let miss = |code: &str| {
@@ -215,7 +215,7 @@ pub(crate) fn proxy(f: &Fixture, moto: &Moto, root: &str) -> Nginx {
         miss("blob_unknown"),
         miss("name_unknown"),
     );
-    let path = f.dir.join("proxy.conf");
+    let path = dir.join("proxy.conf");
     std::fs::write(&path, conf).unwrap();
     Nginx::start(&path, port)
 }
@@ -344,7 +344,7 @@ fn s3_bucket_behind_a_proxy_serves_every_tag_to_every_client() {
         "{second}"
     );
 
-    let nginx = proxy(&f, &moto, &format!("/{BUCKET}/mirror/v1"));
+    let nginx = proxy(f.dir.path(), &moto, &format!("/{BUCKET}/mirror/v1"));
     // Content-Type and Cache-Control are stored with each object; the digest header cannot be.
     let expect = Expect {
         digest_headers: false,

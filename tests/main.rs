@@ -43,6 +43,8 @@ mod e2e_probe;
 #[cfg(feature = "e2e")]
 mod e2e_reference;
 #[cfg(feature = "e2e")]
+mod e2e_referrers;
+#[cfg(feature = "e2e")]
 mod e2e_s3;
 #[cfg(feature = "e2e")]
 mod e2e_ship;

@@ -323,5 +323,21 @@ fn import_examples_land_their_images_and_tags() {
     let list: serde_json::Value =
         serde_json::from_slice(&fs::read(tree.join("v2/library/alpine/tags/list")).unwrap())
             .unwrap();
-    assert_eq!(list["tags"], json!(["3", "3.20"]));
+    // demo/multi's referrers came with it (the layout holds them as blobs): prepare lists them
+    // at the subject's referrers path and under its fallback tag.
+    let referrers: Vec<_> = f
+        .referrers()
+        .into_iter()
+        .filter(|(name, ..)| name == "demo/multi")
+        .collect();
+    let [(_, subject, descriptors)] = &referrers[..] else {
+        panic!("the fixture's demo/multi has one subject with referrers: {referrers:?}");
+    };
+    let fallback = format!("sha256-{}", subject.trim_start_matches("sha256:"));
+    assert_eq!(list["tags"], json!(["3", "3.20", fallback]));
+    let index: serde_json::Value = serde_json::from_slice(
+        &fs::read(tree.join("v2/library/alpine/referrers").join(subject)).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(&index["manifests"], &json!(descriptors));
 }

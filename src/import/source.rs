@@ -31,6 +31,9 @@ pub struct Image {
     /// a `docker save` RepoTag), if any.
     pub ref_name: Option<String>,
     pub digest: String,
+    /// cosign's `kind` annotation (`cosign save` marks its entries with it, and gives none a
+    /// ref name): which entry is the image and which its signatures or attestations.
+    pub cosign_kind: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +142,46 @@ impl Source {
         }
     }
 
+    /// Every object an OCI layout holds under `blobs/sha256/`, whatever references it (a
+    /// referrer may be there without index.json naming it). Other sources hold no objects but
+    /// those their images reference.
+    pub fn objects(&self) -> Result<Vec<(String, Bytes)>> {
+        match self.kind {
+            Kind::OciLayout => {
+                let dir = self.path.join("blobs/sha256");
+                let entries = match fs::read_dir(&dir) {
+                    Ok(e) => e,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("cannot list {}", dir.display()));
+                    }
+                };
+                let mut out = Vec::new();
+                for entry in entries {
+                    let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+                    let digest = format!("sha256:{}", entry.file_name().to_string_lossy());
+                    if crate::grammar::is_valid_digest(&digest)
+                        && entry.file_type().is_ok_and(|t| t.is_file())
+                    {
+                        out.push((digest, Bytes::File(entry.path())));
+                    }
+                }
+                out.sort_by(|a, b| a.0.cmp(&b.0));
+                Ok(out)
+            }
+            Kind::OciArchive => {
+                let mut out: Vec<_> = self
+                    .known
+                    .iter()
+                    .map(|(d, b)| (d.clone(), b.clone()))
+                    .collect();
+                out.sort_by(|a, b| a.0.cmp(&b.0));
+                Ok(out)
+            }
+            Kind::SkopeoDir | Kind::DockerArchive => Ok(Vec::new()),
+        }
+    }
+
     /// The length of the bytes, without opening them (0 when a file can't be
     /// stat'ed: opening it later reports the error).
     pub fn len(&self, bytes: &Bytes) -> u64 {
@@ -209,6 +252,7 @@ fn oci_images(index_json: &[u8], origin: &str) -> Result<Vec<Image>> {
                 .get("org.opencontainers.image.ref.name")
                 .or_else(|| d.annotations.get("io.containerd.image.name"))
                 .cloned(),
+            cosign_kind: d.annotations.get("kind").cloned(),
             digest: d.digest,
         })
         .collect())
@@ -239,6 +283,7 @@ fn open_skopeo_dir(path: &Path) -> Result<Source> {
         images: vec![Image {
             ref_name: None,
             digest,
+            cosign_kind: None,
         }],
         tar: None,
         known,
@@ -446,12 +491,14 @@ fn open_archive(path: &Path) -> Result<Source> {
             images.push(Image {
                 ref_name: None,
                 digest: manifest_digest.clone(),
+                cosign_kind: None,
             });
         }
         for t in tags {
             images.push(Image {
                 ref_name: Some(t),
                 digest: manifest_digest.clone(),
+                cosign_kind: None,
             });
         }
     }

@@ -496,9 +496,9 @@ fn referrers_api(run: &Run, rec: &mut Record, name: &Name, digest: &Digest) {
     );
     match ex.status {
         200 if is_index => {}
-        // A warning, not a failure: pulls never read referrers, and the hosts this tool
-        // configures answer the path with their repository-level 404 until referrers are
-        // served (issue 15). `oras discover` is what stops, and it is named.
+        // A warning, not a failure: pulls never read referrers, and registries without the
+        // API (distribution 2.8, a bare bucket behind a front that maps every miss) answer the
+        // path with their repository-level 404. `oras discover` is what stops, and it is named.
         404 if checks::error_code(&ex.body).as_deref() == Some(ErrorCode::NameUnknown.code()) => {
             rec.fail_or_warn(true, &path, Check::Referrers, expected, got, checks::BAD_REFERRERS)
         }

@@ -100,6 +100,7 @@ impl Fixture {
     }
 
     /// Whether prepare, not the builder, writes this manifest (a referrers fallback index).
+    #[cfg(feature = "e2e")]
     pub fn is_generated(&self, name: &str, digest: &str) -> bool {
         self.repositories()[name]["manifests"][digest]["generated"] == Value::Bool(true)
     }

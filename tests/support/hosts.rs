@@ -265,4 +265,38 @@ impl ReferenceRegistry {
     pub fn port(&self) -> u16 {
         self.port
     }
+
+    /// Copies every tag of the fixture from a host serving it (at `from`), digests kept:
+    /// images with `skopeo copy --all --preserve-digests`, referrers fallback indexes (which
+    /// list artifacts, and which skopeo will not copy unchanged: "must be converted") with
+    /// `crane copy`, which copies any manifest as it is.
+    pub fn load(&self, from: u16, f: &super::fixture::Fixture) {
+        for (name, tag, digest, _, _) in f.tags() {
+            let src = format!("127.0.0.1:{from}/{name}:{tag}");
+            let dst = format!("127.0.0.1:{}/{name}:{tag}", self.port);
+            let out = if f.is_generated(&name, &digest) {
+                process::output(Command::new(super::tools::go_bin("crane")).args([
+                    "copy",
+                    "--insecure",
+                    &src,
+                    &dst,
+                ]))
+            } else {
+                super::skopeo(&[
+                    "copy",
+                    "--all",
+                    "--preserve-digests",
+                    "--src-tls-verify=false",
+                    "--dest-tls-verify=false",
+                    &format!("docker://{src}"),
+                    &format!("docker://{dst}"),
+                ])
+            };
+            assert!(
+                out.status.success(),
+                "copy {src}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
 }
