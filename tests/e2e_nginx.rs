@@ -340,3 +340,27 @@ fn referrers_contract_fails_on_a_plain_static_server() {
         "{message}"
     );
 }
+
+/// Past 65,536 manifest paths the table is a chain of maps (issue 16: one map of millions of
+/// entries made `nginx -t` quadratic). 33,000 tags are 66,000 paths, two maps: every 61st path
+/// of both answers with its exact type and digest, and a tag in neither map (unknown, or an
+/// existing one in upper case) is a 404, so a chain that drops or mixes entries fails here.
+#[test]
+fn nginx_serves_every_map_of_a_chained_table() {
+    let f = fixture::build("big", &["--manifests", "33000", "--repos", "300"]);
+    let nginx = serve(&f);
+    let conf = std::fs::read_to_string(f.dir.join("registry.conf")).unwrap();
+    assert!(
+        conf.matches("map $uri $registrish_manifest").count() >= 2,
+        "one map only"
+    );
+    crate::support::registry::assert_http_every(nginx.port(), &f, Expect::ALL, 61);
+    let (name, tag, ..) = f.tags().into_iter().last().unwrap();
+    for miss in [
+        format!("/v2/{name}/manifests/{}", tag.to_uppercase()),
+        format!("/v2/{name}/manifests/no-such-tag"),
+    ] {
+        let r = http::get(nginx.port(), &miss);
+        assert_eq!(r.status, 404, "{miss}");
+    }
+}
