@@ -134,10 +134,24 @@ pub(crate) fn is_temp_name(name: &str) -> bool {
             .is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// Creates a temp file afresh: whatever has its name goes first (a dead run's file, or a
+/// symlink planted there, which `File::create` would follow and truncate its target), and the
+/// file is made with O_EXCL, which never follows a symlink: one planted in between is an error.
+fn create_temp(tmp: &Path) -> std::io::Result<File> {
+    match fs::remove_file(tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(tmp)
+}
+
 fn write_temp(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
     let tmp = temp_path(path);
     let result = (|| -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
+        let mut f = create_temp(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()
     })();
@@ -247,8 +261,7 @@ impl Batch {
         let tmp = temp_path(path);
         // Pushed first, so a failed write's temp file is removed with the rest.
         self.temps.push((tmp.clone(), path.to_path_buf()));
-        let mut f =
-            File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+        let mut f = create_temp(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
         f.write_all(bytes)
             .with_context(|| format!("cannot write {}", tmp.display()))?;
         Ok(())
@@ -368,6 +381,38 @@ mod tests {
         ] {
             assert!(!is_temp_name(other), "{other}");
         }
+    }
+
+    /// A symlink planted at the temp name (it is predictable: the pid) is never written
+    /// through, by the one-file path or by prepare's batch.
+    #[test]
+    fn a_symlink_at_the_temp_name_is_not_followed() {
+        let dir = std::env::temp_dir().join(format!("registrish-tmplink-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("tree")).unwrap();
+        let outside = dir.join("outside");
+        fs::write(&outside, b"keep me").unwrap();
+        for batch in [false, true] {
+            let target = dir.join("tree/list");
+            std::os::unix::fs::symlink(&outside, temp_path(&target)).unwrap();
+            if batch {
+                let mut b = Batch::new(&dir);
+                b.write(&target, b"new").unwrap();
+                b.commit().unwrap();
+            } else {
+                write_all_atomic(&[(&target, b"new")]).unwrap();
+            }
+            assert_eq!(fs::read(&outside).unwrap(), b"keep me", "batch: {batch}");
+            assert_eq!(fs::read(&target).unwrap(), b"new");
+            assert!(
+                !fs::symlink_metadata(&target)
+                    .unwrap()
+                    .file_type()
+                    .is_symlink()
+            );
+            fs::remove_file(&target).unwrap();
+        }
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
