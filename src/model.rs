@@ -115,6 +115,16 @@ pub(crate) struct Manifest {
     pub first_tag: Option<Tag>,
 }
 
+impl Manifest {
+    /// The digest of the manifest this one refers to (OCI 1.1 `subject`), if any.
+    pub fn subject(&self) -> Option<&Digest> {
+        self.references
+            .iter()
+            .find(|r| r.role == crate::media::Role::Subject)
+            .and_then(|r| r.digest.as_ref().ok())
+    }
+}
+
 impl Facts {
     /// The paths (relative to TREE) of every symlink the scan found, for hosts that leave
     /// symlinked files out of their tables.

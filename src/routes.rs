@@ -223,12 +223,7 @@ pub(crate) fn referrers_indexes(repo: &Repository) -> std::collections::BTreeMap
         let Some(artifact) = &m.artifact else {
             continue;
         };
-        let subject = m
-            .references
-            .iter()
-            .find(|r| r.role == crate::media::Role::Subject)
-            .and_then(|r| r.digest.as_ref().ok());
-        if let Some(subject) = subject {
+        if let Some(subject) = m.subject() {
             by_subject.entry(*subject).or_default().push(Descriptor {
                 media_type: m.media_type.as_str(),
                 digest,

@@ -271,7 +271,7 @@ fn complete_referrers(registry: &mut Registry) {
             }
             if !repo.manifests.contains_key(&subject) {
                 for (referrer, m) in &repo.manifests {
-                    if m.artifact.is_some() && subject_of(m) == Some(&subject) {
+                    if m.artifact.is_some() && m.subject() == Some(&subject) {
                         problems.push(Problem::warning(
                             repo.manifest_source(referrer),
                             Kind::MissingSubject,
@@ -317,14 +317,6 @@ fn retire_index(repo: &mut Repository, last: &Digest, obsolete: &mut Vec<String>
         repo.manifests.remove(last);
         obsolete.push(layout::manifest_file(&repo.name, last));
     }
-}
-
-/// The subject a manifest names, if any.
-fn subject_of(m: &Manifest) -> Option<&Digest> {
-    m.references
-        .iter()
-        .find(|r| r.role == Role::Subject)
-        .and_then(|r| r.digest.as_ref().ok())
 }
 
 /// Referrers indexes on disk that no manifest asks for any more (the last referrer of a subject

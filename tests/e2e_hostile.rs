@@ -720,68 +720,79 @@ fn start_plain_static_server(f: &Fixture) -> Served {
     }
 }
 
+/// Each host's claims, one plan a host: its public and private runs use the same one.
+const NGINX: Plan = Plan {
+    host: "nginx",
+    late: ALL_LATE,
+    refuses_dir_symlinks: false,
+    trace_echo: false,
+    start: start_nginx,
+};
+
+// A nested `.htaccess` is refused when the config is written; planted later, Apache would
+// read it (AllowOverride), so it is not a request-time claim in this mode.
+const APACHE_HTACCESS: Plan = Plan {
+    host: "apache",
+    late: &[Late::FileSymlinks, Late::DotFiles, Late::NonManifest],
+    refuses_dir_symlinks: true,
+    trace_echo: true,
+    start: start_apache_htaccess,
+};
+
+const APACHE_VHOST: Plan = Plan {
+    host: "apache",
+    late: &[
+        Late::FileSymlinks,
+        Late::DotFiles,
+        Late::NonManifest,
+        Late::NestedHtaccess,
+    ],
+    refuses_dir_symlinks: true,
+    trace_echo: false,
+    start: start_apache_vhost,
+};
+
+// Caddy follows symlinks and cannot be told not to: those are refused by path when the
+// config is written, so only files that are no routes are planted later.
+const CADDY: Plan = Plan {
+    host: "caddy",
+    late: &[Late::DotFiles, Late::NonManifest],
+    refuses_dir_symlinks: false,
+    trace_echo: false,
+    start: start_caddy,
+};
+
+const WORKER: Plan = Plan {
+    host: "cloudflare",
+    late: &[Late::DotFiles, Late::NonManifest],
+    refuses_dir_symlinks: true,
+    trace_echo: false,
+    start: start_worker,
+};
+
 #[test]
 fn hostile_requests_get_nothing_but_the_registry_from_nginx() {
-    assert_serves_nothing_but_the_registry(&Plan {
-        host: "nginx",
-        late: ALL_LATE,
-        refuses_dir_symlinks: false,
-        trace_echo: false,
-        start: start_nginx,
-    });
+    assert_serves_nothing_but_the_registry(&NGINX);
 }
 
 #[test]
 fn hostile_requests_get_nothing_but_the_registry_from_apache_htaccess() {
-    // A nested `.htaccess` is refused when the config is written; planted later, Apache
-    // would read it (AllowOverride), so it is not a request-time claim in this mode.
-    assert_serves_nothing_but_the_registry(&Plan {
-        host: "apache",
-        late: &[Late::FileSymlinks, Late::DotFiles, Late::NonManifest],
-        refuses_dir_symlinks: true,
-        trace_echo: true,
-        start: start_apache_htaccess,
-    });
+    assert_serves_nothing_but_the_registry(&APACHE_HTACCESS);
 }
 
 #[test]
 fn hostile_requests_get_nothing_but_the_registry_from_apache_vhost() {
-    assert_serves_nothing_but_the_registry(&Plan {
-        host: "apache",
-        late: &[
-            Late::FileSymlinks,
-            Late::DotFiles,
-            Late::NonManifest,
-            Late::NestedHtaccess,
-        ],
-        refuses_dir_symlinks: true,
-        trace_echo: false,
-        start: start_apache_vhost,
-    });
+    assert_serves_nothing_but_the_registry(&APACHE_VHOST);
 }
 
 #[test]
 fn hostile_requests_get_nothing_but_the_registry_from_caddy() {
-    // Caddy follows symlinks and cannot be told not to: those are refused by path when the
-    // config is written, so only files that are no routes are planted later.
-    assert_serves_nothing_but_the_registry(&Plan {
-        host: "caddy",
-        late: &[Late::DotFiles, Late::NonManifest],
-        refuses_dir_symlinks: false,
-        trace_echo: false,
-        start: start_caddy,
-    });
+    assert_serves_nothing_but_the_registry(&CADDY);
 }
 
 #[test]
 fn hostile_requests_get_nothing_but_the_registry_from_the_pages_worker() {
-    assert_serves_nothing_but_the_registry(&Plan {
-        host: "cloudflare",
-        late: &[Late::DotFiles, Late::NonManifest],
-        refuses_dir_symlinks: true,
-        trace_echo: false,
-        start: start_worker,
-    });
+    assert_serves_nothing_but_the_registry(&WORKER);
 }
 
 /// The detector works: the same requests against a plain static server on the same tree find
@@ -834,38 +845,15 @@ fn hostile_requests_find_leaks_in_a_plain_static_server() {
 
 #[test]
 fn hostile_requests_get_nothing_but_the_registry_from_private_nginx() {
-    assert_private_serves_nothing_but_the_registry(&Plan {
-        host: "nginx",
-        late: ALL_LATE,
-        refuses_dir_symlinks: false,
-        trace_echo: false,
-        start: start_nginx,
-    });
+    assert_private_serves_nothing_but_the_registry(&NGINX);
 }
 
 #[test]
 fn hostile_requests_get_nothing_but_the_registry_from_private_apache_vhost() {
-    assert_private_serves_nothing_but_the_registry(&Plan {
-        host: "apache",
-        late: &[
-            Late::FileSymlinks,
-            Late::DotFiles,
-            Late::NonManifest,
-            Late::NestedHtaccess,
-        ],
-        refuses_dir_symlinks: true,
-        trace_echo: false,
-        start: start_apache_vhost,
-    });
+    assert_private_serves_nothing_but_the_registry(&APACHE_VHOST);
 }
 
 #[test]
 fn hostile_requests_get_nothing_but_the_registry_from_private_caddy() {
-    assert_private_serves_nothing_but_the_registry(&Plan {
-        host: "caddy",
-        late: &[Late::DotFiles, Late::NonManifest],
-        refuses_dir_symlinks: false,
-        trace_echo: false,
-        start: start_caddy,
-    });
+    assert_private_serves_nothing_but_the_registry(&CADDY);
 }

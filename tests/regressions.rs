@@ -32,26 +32,14 @@ fn import_of_an_archive_missing_its_config_is_an_error_not_a_panic() {
             .arg(&src)
             .arg("manifest.json"),
     );
-    let tree = dir.join("tree");
-    fs::create_dir_all(tree.join("v2")).unwrap();
-    let out = run_bin(
-        [
-            "import",
-            archive.to_str().unwrap(),
-            "--name",
-            "demo/x",
-            tree.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let (status, stderr) = import_into_a_new_tree(&dir, &archive);
+    assert_eq!(status, Some(2), "{stderr}");
     assert!(
         stderr.contains("cafe.json is listed but not in the archive"),
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(fs::read_dir(tree.join("v2")).unwrap().count(), 0);
+    assert_eq!(fs::read_dir(dir.join("tree/v2")).unwrap().count(), 0);
 }
 
 /// A prepared basic tree plus `demo/hello:Latest`, a tag that differs from `latest` by case.
@@ -273,24 +261,33 @@ fn import_refuses_an_archive_cut_short_inside_a_member() {
         let dir = TempDir::new(case);
         let archive = dir.join("image.tar");
         fs::write(&archive, &bytes).unwrap();
-        let tree = dir.join("tree");
-        fs::create_dir_all(tree.join("v2")).unwrap();
-        let out = run_bin(
-            [
-                "import",
-                archive.to_str().unwrap(),
-                "--name",
-                "demo/x",
-                tree.to_str().unwrap(),
-            ],
-            dir.path(),
-        );
-        let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{case}: {stderr}");
+        let (status, stderr) = import_into_a_new_tree(&dir, &archive);
+        assert_eq!(status, Some(2), "{case}: {stderr}");
         assert!(
             stderr.contains(&format!("is truncated: member {member} claims")),
             "{case}: {stderr}"
         );
-        assert_eq!(fs::read_dir(tree.join("v2")).unwrap().count(), 0, "{case}");
+        assert_eq!(
+            fs::read_dir(dir.join("tree/v2")).unwrap().count(),
+            0,
+            "{case}"
+        );
     }
+}
+
+/// `import ARCHIVE --name demo/x` into a new empty tree under `dir`: (exit code, stderr).
+fn import_into_a_new_tree(dir: &TempDir, archive: &std::path::Path) -> (Option<i32>, String) {
+    let tree = dir.join("tree");
+    fs::create_dir_all(tree.join("v2")).unwrap();
+    let out = run_bin(
+        [
+            "import",
+            archive.to_str().unwrap(),
+            "--name",
+            "demo/x",
+            tree.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    (out.status.code(), text(&out.stderr))
 }

@@ -217,9 +217,12 @@ fn render(registry: &Registry, settings: &NginxSettings, ctx: &Ctx) -> Result<St
             }
         }
     }
-    let largest_map = manifests
-        .len()
-        .div_ceil(manifests.len().div_ceil(MAP_ENTRIES).max(1));
+    let manifest_maps = split_maps(manifests);
+    let largest_map = manifest_maps
+        .iter()
+        .filter_map(|m| m.as_array().map(Vec::len))
+        .max()
+        .unwrap_or(0);
     let (map_hash_max_size, map_hash_bucket_size) = hash_sizes(largest_map, longest);
     let common = ctx.common;
     let context = json!({
@@ -237,7 +240,7 @@ fn render(registry: &Registry, settings: &NginxSettings, ctx: &Ctx) -> Result<St
         "map_hash_max_size": map_hash_max_size,
         "map_hash_bucket_size": map_hash_bucket_size,
         "repository_count": registry.repositories.len(),
-        "manifest_maps": split_maps(manifests),
+        "manifest_maps": manifest_maps,
         "case_sensitive": Value::Array(case_sensitive),
         "media_types": MediaType::ALL.iter().map(|t| [t.code().to_string(), t.as_str().to_string()]).collect::<Vec<_>>(),
         "errors": layout::error_bodies(),
