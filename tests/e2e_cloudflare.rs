@@ -21,8 +21,44 @@ fn serve(f: &Fixture) -> Wrangler {
 
 fn assert_no_rule_warnings(w: &Wrangler) {
     let log = w.log();
-    assert!(!log.contains("Maximum number of rules"), "{log}");
-    assert!(!log.contains("✘") && !log.contains("[ERROR]"), "{log}");
+    let bad = wrangler_complaints(&log);
+    // The offending lines first: the whole log runs to hundreds of lines and CI keeps only
+    // part of a failure's output.
+    assert!(
+        bad.is_empty(),
+        "wrangler complained:\n{}\n\nwhole log:\n{log}",
+        bad.join("\n")
+    );
+}
+
+/// The lines of a wrangler log that name a fault of the worker or of the Pages rules: rule
+/// limits, errors, uncaught exceptions. One error is the client's doing and is left out:
+/// workerd logs kj's `disconnected: ... Broken pipe` (or `Connection reset`) when a client hangs
+/// up before the answer is written, which the client matrix does under load (seen in CI: every
+/// client had pulled and every assertion held).
+fn wrangler_complaints(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| {
+            l.contains("Maximum number of rules") || l.contains("✘") || l.contains("[ERROR]")
+        })
+        .filter(|l| {
+            !(l.contains("disconnected: ")
+                && (l.contains("Broken pipe") || l.contains("Connection reset")))
+        })
+        .collect()
+}
+
+#[test]
+fn wrangler_complaints_name_worker_faults_and_not_client_hang_ups() {
+    // Lines as wrangler prints them (colour codes included).
+    let hang_up = "\u{1b}[31m✘ \u{1b}[41;31m[\u{1b}[41;97mERROR\u{1b}[41;31m]\u{1b}[0m \u{1b}[1mkj::getCaughtExceptionAsKj() = kj/async-io-unix.c++:186: disconnected: ::write(fd, buffer.begin(), buffer.size()): Broken pipe\u{1b}[0m";
+    let uncaught = "\u{1b}[31m✘ \u{1b}[41;31m[\u{1b}[41;97mERROR\u{1b}[41;31m]\u{1b}[0m \u{1b}[1mUncaught TypeError: Cannot read properties of undefined (reading 'get')\u{1b}[0m";
+    let rules =
+        "▲ [WARNING] Maximum number of rules supported is 100. Skipping remaining 3 lines of file.";
+    let ok = "[wrangler:info] GET /v2/ 200 OK (152ms)";
+    let log = [ok, hang_up, uncaught, ok, rules].join("\n");
+    assert_eq!(wrangler_complaints(&log), vec![uncaught, rules]);
+    assert!(wrangler_complaints(&[ok, hang_up].join("\n")).is_empty());
 }
 
 #[test]
