@@ -21,7 +21,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use walkdir::WalkDir;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Options {
@@ -31,9 +30,38 @@ pub(crate) struct Options {
     pub blob_sizes: bool,
 }
 
-/// A regular file found by the walk: its name in `manifests/` or `blobs/`.
-struct Found {
-    name: String,
+/// A regular file found by the walk in `manifests/` or `blobs/`, its name parsed there (a tag
+/// or digest costs no heap of its own beyond the tag's text, at a million of them).
+enum Found {
+    Tag(Tag),
+    Digest(Digest),
+    /// Neither (reported by [`build_repositories`]); the name as it reads, lossily.
+    Other(Box<str>),
+}
+
+impl Found {
+    fn manifest(name: &str) -> Found {
+        let parsed = if name.starts_with("sha256:") {
+            Digest::parse(name).map(Found::Digest)
+        } else {
+            Tag::parse(name).map(Found::Tag)
+        };
+        parsed.unwrap_or_else(|| Found::Other(name.into()))
+    }
+
+    fn blob(name: &str) -> Found {
+        Digest::parse(name)
+            .map(Found::Digest)
+            .unwrap_or_else(|| Found::Other(name.into()))
+    }
+
+    fn file_name(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Found::Tag(t) => t.as_str().into(),
+            Found::Digest(d) => d.to_string().into(),
+            Found::Other(s) => (**s).into(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -77,130 +105,20 @@ pub(crate) fn scan(tree: &Path, options: Options) -> Result<Registry> {
         root: root.clone(),
         ..Registry::default()
     };
-    let mut raw: BTreeMap<Name, RawRepo> = BTreeMap::new();
-    let mut invalid_names: BTreeSet<String> = BTreeSet::new();
-
-    let walker = WalkDir::new(&v2)
-        .follow_links(false)
-        .sort_by_file_name()
-        .into_iter();
-    for entry in walker {
-        let entry = entry.with_context(|| format!("cannot walk {}", v2.display()))?;
-        if entry.depth() == 0 {
-            continue;
-        }
-        // A dot-file is never served (web servers read some, like `.htaccess`, as config).
-        if entry.file_name().to_string_lossy().starts_with('.') {
-            let rel = entry.path().strip_prefix(&root).unwrap_or(entry.path());
-            registry
-                .facts
-                .dot_files
-                .push(rel.to_string_lossy().into_owned());
-            if entry.file_type().is_dir() {
-                continue;
-            }
-        }
-        if entry.file_type().is_dir() {
-            continue;
-        }
-        let Ok(rel_path) = entry.path().strip_prefix(&root) else {
-            bail!("{} is not under {}", entry.path().display(), root.display());
-        };
-        let utf8 = rel_path.to_str().is_some();
-        let rel = rel_path.to_string_lossy();
-        let parts: Vec<&str> = rel.split('/').collect();
-        // parts[0] == "v2", and a file below it has at least one more part.
-        let file_name = parts[parts.len() - 1];
-        let parent = parts[parts.len() - 2];
-        // Regular files a static host would upload; prepare's own are counted
-        // from what it writes, symlinks are not uploaded.
-        if entry.file_type().is_file() && !layout::is_generated(&parts) {
-            registry.facts.file_count += 1;
-        }
-        let is_manifest = match parent {
-            "manifests" if parts.len() >= 4 => true,
-            "blobs" if parts.len() >= 4 => false,
-            layout::REFERRERS_DIR
-                if entry.file_type().is_file() && layout::is_generated(&parts) =>
-            {
-                registry.facts.referrers_files.push(rel.into_owned());
-                continue;
-            }
-            _ => {
-                // A symlink anywhere else (a namespace, a repository's `blobs/`, a list)
-                // is never followed by the scan; some servers would follow it.
-                if entry.file_type().is_symlink() {
-                    let kind = match resolve_symlink(entry.path(), &root) {
-                        Ok(_) => SymlinkKind::Inside,
-                        Err((kind, _)) => kind,
-                    };
-                    registry.facts.symlinks.push(Symlink {
-                        path: rel.to_string(),
-                        kind,
-                    });
-                    registry.problems.push(Problem::warning(
-                        rel.into_owned(),
-                        Kind::SymlinkOutside,
-                        "a symlink where the tree holds no file (a directory of the layout?): never followed; hosts that would follow it refuse the tree or leave it out",
-                    ));
-                }
-                continue;
-            }
-        };
-        let name_text = parts[1..parts.len() - 2].join("/");
-        // One rule for every host: nothing is served through a symlink. nginx, Apache, Caddy
-        // and Pages refuse them at request time, and an upload would copy what one points at
-        // today; so a symlinked tag, manifest or blob is reported and left out of the model,
-        // and no tag list names it.
-        if entry.file_type().is_symlink() {
-            let (kind, problem) = match resolve_symlink(entry.path(), &root) {
-                Ok(_) => (
-                    SymlinkKind::Inside,
-                    Problem::error(
-                        "",
-                        Kind::SymlinkInside,
-                        "a symlink: no host serves a file through one (nginx, Apache, Caddy and Pages refuse them); use a hard link or a copy; left out",
-                    ),
-                ),
-                Err(found) => found,
-            };
-            registry.facts.symlinks.push(Symlink {
-                path: rel.to_string(),
-                kind,
-            });
-            registry.problems.push(Problem {
-                path: rel.into_owned(),
-                ..problem
-            });
-            continue;
-        }
-        // A FIFO, socket or device: opening one could block the scan forever, and no host
-        // should serve one.
-        if !entry.file_type().is_file() {
-            registry.problems.push(Problem::error(
-                rel.into_owned(),
-                Kind::SpecialFile,
-                "not a regular file (a FIFO, socket or device): never opened, left out",
-            ));
-            continue;
-        }
-        let name = match Name::parse(&name_text) {
-            Some(name) if utf8 => name,
-            _ => {
-                invalid_names.insert(name_text);
-                continue;
-            }
-        };
-        let found = Found {
-            name: file_name.to_string(),
-        };
-        let repo = raw.entry(name).or_default();
-        if is_manifest {
-            repo.manifests.push(found);
-        } else {
-            repo.blobs.push(found);
-        }
-    }
+    let Walked {
+        raw,
+        invalid_names,
+        dot_files,
+        symlinks,
+        referrers_files,
+        file_count,
+        problems,
+    } = walk(&root)?;
+    registry.facts.dot_files = dot_files;
+    registry.facts.symlinks = symlinks;
+    registry.facts.referrers_files = referrers_files;
+    registry.facts.file_count = file_count;
+    registry.problems = problems;
 
     for name in &invalid_names {
         registry.problems.push(Problem::error(
@@ -223,6 +141,227 @@ pub(crate) fn scan(tree: &Path, options: Options) -> Result<Registry> {
     complete_referrers(&mut registry);
     registry.problems.sort();
     Ok(registry)
+}
+
+/// What the walk of `v2/` found, before any manifest is read. Parts of the tree walked on
+/// different cores each fill one, and they merge.
+#[derive(Default)]
+struct Walked {
+    raw: BTreeMap<Name, RawRepo>,
+    invalid_names: BTreeSet<String>,
+    dot_files: Vec<String>,
+    symlinks: Vec<Symlink>,
+    referrers_files: Vec<String>,
+    file_count: u64,
+    problems: Vec<Problem>,
+}
+
+impl Walked {
+    fn merge(&mut self, other: Walked) {
+        for (name, repo) in other.raw {
+            let mine = self.raw.entry(name).or_default();
+            mine.manifests.extend(repo.manifests);
+            mine.blobs.extend(repo.blobs);
+        }
+        self.invalid_names.extend(other.invalid_names);
+        self.dot_files.extend(other.dot_files);
+        self.symlinks.extend(other.symlinks);
+        self.referrers_files.extend(other.referrers_files);
+        self.file_count += other.file_count;
+        self.problems.extend(other.problems);
+    }
+}
+
+/// A directory under `v2/` still to be listed: where it is, its path relative to TREE as
+/// problems name it (`/`-separated, read lossily), and whether that path is valid UTF-8.
+struct Dir {
+    path: PathBuf,
+    rel: String,
+    utf8: bool,
+}
+
+/// The directories a walk hands out to the cores once it has this many; until then it lists
+/// breadth-first on one (the top levels are few directories).
+const SHARED_DIRS: usize = 256;
+
+/// Walks `v2/` without following a symlink. The first levels are listed here; the
+/// directories below them are walked on every core (the walk was a third of every command's
+/// time at a million tags, issue 16). Each directory is listed once, by one core, sorted by
+/// name, so every repository's files come in name order; the facts are put in the order of
+/// a sorted depth-first walk, whichever core found them.
+fn walk(root: &Path) -> Result<Walked> {
+    let mut out = Walked::default();
+    let mut frontier = vec![Dir {
+        path: root.join(layout::V2),
+        rel: layout::V2.to_string(),
+        utf8: true,
+    }];
+    while !frontier.is_empty() && frontier.len() < SHARED_DIRS {
+        let mut next = Vec::new();
+        for dir in &frontier {
+            list_dir(root, dir, &mut out, &mut next)?;
+        }
+        frontier = next;
+    }
+    let parts = parallel::map(&frontier, |dir| {
+        let mut walked = Walked::default();
+        walk_tree(root, dir, &mut walked).map(|_| walked)
+    });
+    for part in parts {
+        out.merge(part?);
+    }
+    let walk_order = |a: &str, b: &str| a.split('/').cmp(b.split('/'));
+    out.dot_files.sort_by(|a, b| walk_order(a, b));
+    out.symlinks.sort_by(|a, b| walk_order(&a.path, &b.path));
+    out.referrers_files.sort_by(|a, b| walk_order(a, b));
+    Ok(out)
+}
+
+/// Walks `dir` and everything under it, depth first.
+fn walk_tree(root: &Path, dir: &Dir, out: &mut Walked) -> Result<()> {
+    let mut below = Vec::new();
+    list_dir(root, dir, out, &mut below)?;
+    for sub in &below {
+        walk_tree(root, sub, out)?;
+    }
+    Ok(())
+}
+
+/// Lists one directory: each entry but a subdirectory is judged here, and the subdirectories
+/// (dot-directories excepted: never entered) are pushed to `subdirs`, in name order.
+fn list_dir(root: &Path, dir: &Dir, out: &mut Walked, subdirs: &mut Vec<Dir>) -> Result<()> {
+    let context = || format!("cannot walk {}", root.join(layout::V2).display());
+    let mut entries: Vec<(std::ffi::OsString, fs::FileType)> = Vec::new();
+    for entry in fs::read_dir(&dir.path).with_context(context)? {
+        let entry = entry.with_context(context)?;
+        // From the directory entry (d_type) where the filesystem gives it: no stat per file.
+        let file_type = entry.file_type().with_context(context)?;
+        entries.push((entry.file_name(), file_type));
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    let dir_parts: Vec<&str> = dir.rel.split('/').collect();
+    let parent = dir_parts[dir_parts.len() - 1];
+    // parts[0] == "v2"; a manifest or blob has at least one name component before its
+    // directory.
+    let position = match parent {
+        "manifests" if dir_parts.len() >= 3 => Some(true),
+        "blobs" if dir_parts.len() >= 3 => Some(false),
+        _ => None,
+    };
+    // The repository's name, judged once per directory.
+    let name_text = || dir_parts[1..dir_parts.len() - 1].join("/");
+    let mut name: Option<Option<Name>> = None;
+    for (os_name, file_type) in entries {
+        let utf8 = dir.utf8 && os_name.to_str().is_some();
+        let file_name = os_name.to_string_lossy();
+        let path = || dir.path.join(&os_name);
+        let rel = format!("{}/{file_name}", dir.rel);
+        // A dot-file is never served (web servers read some, like `.htaccess`, as config).
+        if file_name.starts_with('.') {
+            out.dot_files.push(rel.clone());
+            if file_type.is_dir() {
+                continue;
+            }
+        }
+        if file_type.is_dir() {
+            subdirs.push(Dir {
+                path: path(),
+                rel,
+                utf8,
+            });
+            continue;
+        }
+        let mut parts = Vec::with_capacity(dir_parts.len() + 1);
+        parts.extend_from_slice(&dir_parts);
+        parts.push(&*file_name);
+        // Regular files a static host would upload; prepare's own are counted
+        // from what it writes, symlinks are not uploaded.
+        if file_type.is_file() && !layout::is_generated(&parts) {
+            out.file_count += 1;
+        }
+        let Some(is_manifest) = position else {
+            if parent == layout::REFERRERS_DIR
+                && file_type.is_file()
+                && layout::is_generated(&parts)
+            {
+                out.referrers_files.push(rel);
+            } else if file_type.is_symlink() {
+                // A symlink anywhere else (a namespace, a repository's `blobs/`, a list)
+                // is never followed by the scan; some servers would follow it.
+                let kind = match resolve_symlink(&path(), root) {
+                    Ok(_) => SymlinkKind::Inside,
+                    Err((kind, _)) => kind,
+                };
+                out.symlinks.push(Symlink {
+                    path: rel.clone(),
+                    kind,
+                });
+                out.problems.push(Problem::warning(
+                    rel,
+                    Kind::SymlinkOutside,
+                    "a symlink where the tree holds no file (a directory of the layout?): never followed; hosts that would follow it refuse the tree or leave it out",
+                ));
+            }
+            continue;
+        };
+        // One rule for every host: nothing is served through a symlink. nginx, Apache, Caddy
+        // and Pages refuse them at request time, and an upload would copy what one points at
+        // today; so a symlinked tag, manifest or blob is reported and left out of the model,
+        // and no tag list names it.
+        if file_type.is_symlink() {
+            let (kind, problem) = match resolve_symlink(&path(), root) {
+                Ok(_) => (
+                    SymlinkKind::Inside,
+                    Problem::error(
+                        "",
+                        Kind::SymlinkInside,
+                        "a symlink: no host serves a file through one (nginx, Apache, Caddy and Pages refuse them); use a hard link or a copy; left out",
+                    ),
+                ),
+                Err(found) => found,
+            };
+            out.symlinks.push(Symlink {
+                path: rel.clone(),
+                kind,
+            });
+            out.problems.push(Problem {
+                path: rel,
+                ..problem
+            });
+            continue;
+        }
+        // A FIFO, socket or device: opening one could block the scan forever, and no host
+        // should serve one.
+        if !file_type.is_file() {
+            out.problems.push(Problem::error(
+                rel,
+                Kind::SpecialFile,
+                "not a regular file (a FIFO, socket or device): never opened, left out",
+            ));
+            continue;
+        }
+        let repo_name = name.get_or_insert_with(|| Name::parse(&name_text()).filter(|_| dir.utf8));
+        let Some(repo_name) = repo_name else {
+            out.invalid_names.insert(name_text());
+            continue;
+        };
+        // Judged by its own name's bytes: a name that is not UTF-8 never parses.
+        let found = match (is_manifest, utf8) {
+            (_, false) => Found::Other(file_name.into()),
+            (true, true) => Found::manifest(&file_name),
+            (false, true) => Found::blob(&file_name),
+        };
+        let repo = match out.raw.get_mut(repo_name) {
+            Some(repo) => repo,
+            None => out.raw.entry(repo_name.clone()).or_default(),
+        };
+        if is_manifest {
+            repo.manifests.push(found);
+        } else {
+            repo.blobs.push(found);
+        }
+    }
+    Ok(())
 }
 
 /// Puts every repository's referrers indexes into the model, and their fallback tags
@@ -447,36 +586,41 @@ fn read_one(path: &Path) -> Read {
 }
 
 fn file_path(root: &Path, repo: &Name, dir: &str, found: &Found) -> PathBuf {
-    root.join(format!("v2/{repo}/{dir}/{}", found.name))
+    root.join(format!("v2/{repo}/{dir}/{}", found.file_name()))
 }
 
-/// Reads files in parallel; with `dedupe`, hard links of one file (prepare's
-/// digest copies of tags) are stat'ed and read once. Returns the reads and
-/// how many files were opened.
-fn read_all(paths: &[PathBuf], dedupe: bool) -> Result<(Vec<Arc<Read>>, usize)> {
+/// Reads the files of `items` in parallel, each path made where it is read (a million paths
+/// held at once cost over 100 MB); with `dedupe`, hard links of one file (prepare's digest
+/// copies of tags) are stat'ed and read once. Returns the reads and how many files were opened.
+fn read_all<T: Sync>(
+    items: &[T],
+    path: impl Fn(&T) -> PathBuf + Sync,
+    dedupe: bool,
+) -> Result<(Vec<Arc<Read>>, usize)> {
     if !dedupe {
-        let reads = parallel::map(paths, |p| Arc::new(read_one(p)));
-        return Ok((reads, paths.len()));
+        let reads = parallel::map(items, |i| Arc::new(read_one(&path(i))));
+        return Ok((reads, items.len()));
     }
-    let ids = parallel::map(paths, |p| fs::metadata(p).map(|m| identity(&m)));
-    let mut unique: Vec<&PathBuf> = Vec::new();
+    let ids = parallel::map(items, |i| fs::metadata(path(i)).map(|m| identity(&m)));
+    let mut unique: Vec<&T> = Vec::new();
     let mut slot_of: HashMap<(u64, u64), usize> = HashMap::new();
-    let mut slots = Vec::with_capacity(paths.len());
-    for (path, id) in paths.iter().zip(ids) {
-        let id = id.with_context(|| format!("cannot stat {}", path.display()))?;
+    let mut slots = Vec::with_capacity(items.len());
+    for (item, id) in items.iter().zip(ids) {
+        let id = id.with_context(|| format!("cannot stat {}", path(item).display()))?;
         let slot = match id {
             Some(id) => *slot_of.entry(id).or_insert_with(|| {
-                unique.push(path);
+                unique.push(item);
                 unique.len() - 1
             }),
             None => {
-                unique.push(path);
+                unique.push(item);
                 unique.len() - 1
             }
         };
         slots.push(slot);
     }
-    let results = parallel::map(&unique, |p| Arc::new(read_one(p)));
+    drop(slot_of);
+    let results = parallel::map(&unique, |i| Arc::new(read_one(&path(i))));
     let opened = unique.len();
     Ok((
         slots.into_iter().map(|s| results[s].clone()).collect(),
@@ -486,7 +630,7 @@ fn read_all(paths: &[PathBuf], dedupe: bool) -> Result<(Vec<Arc<Read>>, usize)> 
 
 /// A manifest file whose name passed the grammar.
 enum Named<'a> {
-    Tag(&'a Name, Tag, &'a Found),
+    Tag(&'a Name, &'a Tag, &'a Found),
     Digest(&'a Name, Digest, &'a Found),
 }
 
@@ -500,25 +644,21 @@ fn build_repositories(
     let mut digests: Vec<Named> = Vec::new();
     for (name, repo) in raw {
         for f in &repo.manifests {
-            let is_digest = f.name.starts_with("sha256:");
-            if is_digest {
-                match Digest::parse(&f.name) {
-                    Some(d) => digests.push(Named::Digest(name, d, f)),
-                    None => registry.problems.push(Problem::error(
-                        layout::manifest_file(name, &f.name),
+            match f {
+                Found::Digest(d) => digests.push(Named::Digest(name, *d, f)),
+                Found::Tag(t) => tags.push(Named::Tag(name, t, f)),
+                Found::Other(text) if text.starts_with("sha256:") => {
+                    registry.problems.push(Problem::error(
+                        layout::manifest_file(name, text),
                         Kind::InvalidTag,
                         "neither a valid tag nor a sha256 digest; left out",
-                    )),
+                    ))
                 }
-            } else {
-                match Tag::parse(&f.name) {
-                    Some(t) => tags.push(Named::Tag(name, t, f)),
-                    None => registry.problems.push(Problem::error(
-                        layout::manifest_file(name, &f.name),
-                        Kind::InvalidTag,
-                        "tag is not valid OCI grammar ([a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}); left out",
-                    )),
-                }
+                Found::Other(text) => registry.problems.push(Problem::error(
+                    layout::manifest_file(name, text),
+                    Kind::InvalidTag,
+                    "tag is not valid OCI grammar ([a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}); left out",
+                )),
             }
         }
     }
@@ -540,15 +680,13 @@ fn build_repositories(
     // the tags, so a tag and its hard-linked digest copy are read once), else
     // only those no tag of the same repository accounts for, known after the tags.
     let (tag_reads, digest_reads, to_read) = if options.thorough {
-        let mut paths: Vec<PathBuf> = tags.iter().map(path_of).collect();
-        paths.extend(digests.iter().map(path_of));
-        let (mut reads, opened) = read_all(&paths, true)?;
+        let all: Vec<&Named> = tags.iter().chain(&digests).collect();
+        let (mut reads, opened) = read_all(&all, |n| path_of(n), true)?;
         registry.facts.manifest_reads += opened;
         let digest_reads = reads.split_off(tags.len());
         (reads, digest_reads, digests.iter().collect::<Vec<_>>())
     } else {
-        let paths: Vec<PathBuf> = tags.iter().map(path_of).collect();
-        let (reads, opened) = read_all(&paths, false)?;
+        let (reads, opened) = read_all(&tags, path_of, false)?;
         registry.facts.manifest_reads += opened;
         (reads, Vec::new(), Vec::new())
     };
@@ -576,9 +714,9 @@ fn build_repositories(
                     references: parsed.references.clone(),
                     artifact: parsed.artifact.clone(),
                     digest_file: false,
-                    first_tag: Some(tag.clone()),
+                    first_tag: Some((*tag).clone()),
                 });
-                repo.tags.insert(tag.clone(), *digest);
+                repo.tags.insert((*tag).clone(), *digest);
                 tag_digests.insert((name, *digest));
             }
         }
@@ -601,8 +739,7 @@ fn build_repositories(
                 to_read.push(named);
             }
         }
-        let paths: Vec<PathBuf> = to_read.iter().map(|n| path_of(n)).collect();
-        let (reads, opened) = read_all(&paths, false)?;
+        let (reads, opened) = read_all(&to_read, |n| path_of(n), false)?;
         registry.facts.manifest_reads += opened;
         (to_read, reads)
     };
@@ -648,10 +785,10 @@ fn build_repositories(
     let mut blob_list: Vec<(&Name, Digest, &Found)> = Vec::new();
     for (name, repo) in raw {
         for f in &repo.blobs {
-            match Digest::parse(&f.name) {
-                Some(d) => blob_list.push((name, d, f)),
-                None => registry.problems.push(Problem::error(
-                    format!("v2/{name}/blobs/{}", f.name),
+            match f {
+                Found::Digest(d) => blob_list.push((name, *d, f)),
+                _ => registry.problems.push(Problem::error(
+                    format!("v2/{name}/blobs/{}", f.file_name()),
                     Kind::InvalidBlobName,
                     "blob file name is not sha256:<64 lowercase hex>; left out",
                 )),
@@ -665,7 +802,7 @@ fn build_repositories(
         let mut sizes = Vec::with_capacity(stats.len());
         for ((name, _, f), s) in blob_list.iter().zip(stats) {
             sizes.push(Some(s.with_context(|| {
-                format!("cannot stat v2/{name}/blobs/{}", f.name)
+                format!("cannot stat v2/{name}/blobs/{}", f.file_name())
             })?));
         }
         sizes

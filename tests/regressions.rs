@@ -219,6 +219,55 @@ fn a_fifo_named_like_a_tag_is_reported_and_never_opened() {
     assert!(!text(&nginx.stdout).contains("piped"));
 }
 
+/// File and directory names that are not UTF-8 are judged by their own bytes: a tag file so
+/// named is an invalid tag of a sound repository (which keeps serving its other tags), a
+/// repository directory so named is an invalid name; neither reaches a host's output.
+#[test]
+fn names_that_are_not_utf8_are_reported_where_they_are() {
+    use std::os::unix::ffi::OsStrExt;
+    let f = fixture::build("basic", &[]);
+    let tree = f.tree();
+    let tree_s = tree.to_str().unwrap();
+    run_bin_ok(["prepare", tree_s], f.dir.path());
+    let latest = tree.join("v2/demo/hello/manifests/latest");
+    let bad_tag = tree
+        .join("v2/demo/hello/manifests")
+        .join(std::ffi::OsStr::from_bytes(b"v\xff1"));
+    std::fs::copy(&latest, &bad_tag).unwrap();
+    let bad_repo = tree
+        .join("v2/demo")
+        .join(std::ffi::OsStr::from_bytes(b"r\xffx"));
+    std::fs::create_dir_all(bad_repo.join("manifests")).unwrap();
+    std::fs::copy(&latest, bad_repo.join("manifests/latest")).unwrap();
+    let out = run_bin(["check", tree_s, "--format", "json"], f.dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found: Vec<(&str, &str)> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["path"].as_str().unwrap(), p["kind"].as_str().unwrap()))
+        .collect();
+    assert!(
+        found.contains(&("v2/demo/hello/manifests/v\u{fffd}1", "invalid-tag")),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&("v2/demo/r\u{fffd}x", "invalid-name")),
+        "{found:?}"
+    );
+    // The repository with the bad tag is otherwise sound: no invalid-name for it.
+    assert!(
+        !found.contains(&("v2/demo/hello", "invalid-name")),
+        "{found:?}"
+    );
+    let nginx = run_bin(["nginx", tree_s], f.dir.path());
+    assert_eq!(nginx.status.code(), Some(0), "{}", text(&nginx.stderr));
+    let conf = text(&nginx.stdout);
+    assert!(conf.contains("/v2/demo/hello/manifests/latest "), "{conf}");
+    assert!(!conf.contains('\u{fffd}') && !conf.contains("r\u{fffd}x"));
+}
+
 /// A `docker save` archive: `members` in order, each (name, bytes, size the header claims).
 fn save_archive(members: &[(&str, &[u8], u64)]) -> Vec<u8> {
     let mut out = Vec::new();
