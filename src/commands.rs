@@ -127,7 +127,13 @@ pub(crate) fn run_host<H: Host>(args: CommonArgs, flags: H::Options) -> Result<O
     let from_file: H::Options = settings::from_section(file.section(H::NAME))?;
     let options = settings::merge(&flags, &from_file)?;
     let templates = Templates::load(common.templates.as_deref(), H::TEMPLATES)?;
-    let registry = scan::scan(&common.tree, H::scan_options(&options))?;
+    let registry = scan::scan(
+        &common.tree,
+        scan::Options {
+            drop_references: !H::READS_REFERENCES,
+            ..H::scan_options(&options)
+        },
+    )?;
     let destination = Destination::new(
         H::OUTPUT,
         common.output.as_deref(),
@@ -318,6 +324,7 @@ fn run_check(args: &CheckArgs) -> Result<Outcome> {
     let options = scan::Options {
         thorough: true,
         blob_sizes: true,
+        drop_references: false,
     };
     let mut registry = scan::scan(&args.tree.tree, options)?;
     if args.verify_blobs {
@@ -504,6 +511,7 @@ fn run_gc(args: &GcArgs) -> Result<Outcome> {
         scan::Options {
             thorough: true,
             blob_sizes: true,
+            drop_references: false,
         },
     )?;
     if !args.dry_run {

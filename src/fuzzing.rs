@@ -241,6 +241,7 @@ fn scan_manifest(bytes: &[u8], parsed: Option<&media::Parsed>) {
         let options = scan::Options {
             thorough,
             blob_sizes: thorough,
+            drop_references: false,
         };
         let registry = scan::scan(&dir.0, options).expect("scan of a fuzz tree");
         let mut sorted = registry.problems.clone();
@@ -384,6 +385,7 @@ fn import_and_check(source: &Path, tree: &Path) {
         scan::Options {
             thorough: true,
             blob_sizes: true,
+            drop_references: false,
         },
     )
     .expect("scan after prepare");

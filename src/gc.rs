@@ -89,6 +89,17 @@ fn size_of(root: &Path, rel: &str) -> u64 {
 /// The kept set and the deletions, and the registry as it is once they are done (what
 /// `prepare` writes lists and the catalog from).
 pub(crate) fn plan(registry: &Registry, retention: Option<&Retention>) -> (Plan, Registry) {
+    let (plan, kept) = plan_and_keep(registry, retention, true);
+    (plan, kept.expect("asked for"))
+}
+
+/// The plan, and with `keep` the registry it leaves. `check` wants the plan alone: the kept
+/// registry is a second model, as large as the first at a million tags (issue 16).
+fn plan_and_keep(
+    registry: &Registry,
+    retention: Option<&Retention>,
+    keep: bool,
+) -> (Plan, Option<Registry>) {
     let root = &registry.root;
     let mut plan = Plan::default();
     let mentions = unprovable(registry, &mut plan.left);
@@ -172,6 +183,9 @@ pub(crate) fn plan(registry: &Registry, retention: Option<&Retention>) -> (Plan,
                 });
             }
         }
+        if !keep {
+            continue;
+        }
         let mut kept = Repository::new(name.clone());
         kept.manifests = repo
             .manifests
@@ -214,7 +228,7 @@ pub(crate) fn plan(registry: &Registry, retention: Option<&Retention>) -> (Plan,
         repositories: kept_repos,
         ..Registry::default()
     };
-    (plan, kept)
+    (plan, keep.then_some(kept))
 }
 
 /// The tags a repository keeps: all of them, or those the retention rule keeps.
@@ -631,7 +645,7 @@ fn digests_in(bytes: &[u8]) -> BTreeSet<Digest> {
 
 /// The unreachable manifests and blobs as `check` warnings, and one line with the total.
 pub(crate) fn check_warnings(registry: &Registry) -> Vec<Problem> {
-    let (plan, _) = plan(registry, None);
+    let (plan, _) = plan_and_keep(registry, None, false);
     let mut out: Vec<Problem> = plan
         .manifests
         .iter()

@@ -23,6 +23,10 @@ pub(crate) const BUILTIN: &[(&str, &str)] = &[
         include_str!("../templates/nginx.conf.tera"),
     ),
     (
+        "nginx_map.tera",
+        include_str!("../templates/nginx_map.tera"),
+    ),
+    (
         "netlify_headers.tera",
         include_str!("../templates/netlify_headers.tera"),
     ),
@@ -115,6 +119,47 @@ impl Templates {
             }
             anyhow::anyhow!(msg)
         })
+    }
+}
+
+/// What a template prints, with `| safe`, where a table goes that another template renders
+/// apart, in parts ([`Templates::render_with_slots`]): a million rows in one Tera context
+/// cost gigabytes (issue 16). NUL is in no name, tag, path or template.
+pub(crate) fn slot(i: usize) -> String {
+    format!("\u{0}registrish-slot-{i}\u{0}")
+}
+
+impl Templates {
+    /// Renders `name` from `context`, whose values include `slots` [`slot`]s, each printed
+    /// once and in order; then fills slot i with `fill(i, out)`, which appends to the output.
+    /// The output is reserved at `capacity` bytes (a good guess saves a copy of it all).
+    pub(crate) fn render_with_slots(
+        &self,
+        name: &str,
+        context: Value,
+        slots: usize,
+        capacity: usize,
+        mut fill: impl FnMut(usize, &mut String) -> Result<()>,
+    ) -> Result<String> {
+        let frame = self.render_value(name, context)?;
+        let mut out = String::with_capacity(capacity.max(frame.len()));
+        let mut rest = frame.as_str();
+        for i in 0..slots {
+            let mark = slot(i);
+            let Some(at) = rest.find(&mark) else {
+                bail!(
+                    "{name} must print each table once, in order, as it is (`| safe`): table {i} is missing"
+                );
+            };
+            out.push_str(&rest[..at]);
+            fill(i, &mut out)?;
+            rest = &rest[at + mark.len()..];
+        }
+        if rest.contains("\u{0}registrish-slot-") {
+            bail!("{name} must print each table once, in order, as it is (`| safe`)");
+        }
+        out.push_str(rest);
+        Ok(out)
     }
 }
 

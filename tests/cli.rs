@@ -606,10 +606,17 @@ fn templates_dir(f: &Fixture, nginx_template: &str) -> PathBuf {
 #[test]
 fn a_template_of_the_same_file_name_replaces_the_builtin_one() {
     let f = prepared("basic");
+    // The frame prints each map's rows where it wants them; the rows have a template of
+    // their own (nginx_map.tera), replaced the same way.
     let dir = templates_dir(
         &f,
-        "# custom\n{% for e in manifest_maps[0] %}{{ e | map_entry }}\n{% endfor %}",
+        "# custom\n{% for rows in manifest_maps %}{{ rows | safe }}{% endfor %}",
     );
+    fs::write(
+        dir.join("nginx_map.tera"),
+        "{% for e in entries %}{{ e | map_entry }}\n{% endfor %}",
+    )
+    .unwrap();
     let ran = nginx(&f.tree()).arg("--templates").arg(&dir).run();
     assert!(
         ran.stdout
@@ -617,6 +624,26 @@ fn a_template_of_the_same_file_name_replaces_the_builtin_one() {
         "{}",
         ran.stdout
     );
+}
+
+#[test]
+fn a_custom_template_that_leaves_out_the_manifest_table_is_refused() {
+    let f = prepared("basic");
+    // Without the table nginx would serve no manifest; printed twice, a map would be defined
+    // twice. Either way nothing is written.
+    for frame in [
+        "# custom\n",
+        "{% for rows in manifest_maps %}{{ rows | safe }}{{ rows | safe }}{% endfor %}",
+    ] {
+        let dir = templates_dir(&f, frame);
+        nginx(&f.tree())
+            .arg("--templates")
+            .arg(&dir)
+            .status(2)
+            .stdout("")
+            .stderr_contains("must print each table once")
+            .run();
+    }
 }
 
 #[test]

@@ -65,6 +65,7 @@ pub(crate) struct ApacheSettings {
 }
 
 impl Host for Apache {
+    const READS_REFERENCES: bool = false;
     const NAME: &'static str = "apache";
     const ABOUT: &'static str =
         "Render Apache `.htaccess` content (or a vhost snippet with --vhost).";

@@ -55,6 +55,7 @@ pub(crate) struct CaddySettings {
 }
 
 impl Host for Caddy {
+    const READS_REFERENCES: bool = false;
     const NAME: &'static str = "caddy";
     const ABOUT: &'static str = "Render a Caddyfile site block.";
     const TITLE: &'static str = "Caddy";

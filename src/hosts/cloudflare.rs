@@ -49,6 +49,7 @@ pub(crate) struct CloudflareOptions {
 }
 
 impl Host for Cloudflare {
+    const READS_REFERENCES: bool = false;
     const NAME: &'static str = "cloudflare";
     const ABOUT: &'static str =
         "Render Cloudflare Pages' `_worker.js` and `_routes.json` (any registry size).";

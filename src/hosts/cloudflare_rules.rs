@@ -74,6 +74,7 @@ pub(crate) fn ruleset() -> Value {
 pub(crate) struct CloudflareRules;
 
 impl Host for CloudflareRules {
+    const READS_REFERENCES: bool = false;
     const NAME: &'static str = "cloudflare-rules";
     const ABOUT: &'static str =
         "Render a Cloudflare Response Header Transform ruleset (JSON) for an R2 bucket's domain.";

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 pub(crate) struct Headers;
 
 impl Host for Headers {
+    const READS_REFERENCES: bool = false;
     const NAME: &'static str = "headers";
     const ABOUT: &'static str = "Write the status and headers every registry path must be served with, as JSON keyed by path (for hosts without a renderer).";
     const TITLE: &'static str = "A static host";

@@ -26,6 +26,7 @@ const BLOB_CODE: char = 'b';
 pub(crate) struct Netlify;
 
 impl Host for Netlify {
+    const READS_REFERENCES: bool = false;
     const NAME: &'static str = "netlify";
     const ABOUT: &'static str = "Render Netlify's `_headers` and `_redirects` into TREE (the publish directory) or -o SITE.";
     const TITLE: &'static str = "Netlify";

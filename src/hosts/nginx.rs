@@ -54,11 +54,12 @@ pub(crate) struct NginxSettings {
 }
 
 impl Host for Nginx {
+    const READS_REFERENCES: bool = false;
     const NAME: &'static str = "nginx";
     const ABOUT: &'static str =
         "Render an nginx http-context config (maps + one server block), e.g. conf.d/registry.conf.";
     const TITLE: &'static str = "nginx";
-    const TEMPLATES: &'static [&'static str] = &["nginx.conf.tera"];
+    const TEMPLATES: &'static [&'static str] = &["nginx.conf.tera", "nginx_map.tera"];
     const OUTPUT: Shape = Shape::Stdout;
     const OUTPUT_HELP: &'static str = "Write to FILE atomically instead of standard output.";
     const EXAMPLES: &'static [crate::cli::Example] = &[
@@ -149,17 +150,14 @@ impl Host for Nginx {
 /// one hash lookup per map (31 at 2M paths).
 const MAP_ENTRIES: usize = 65_536;
 
-/// Splits `entries` into the fewest maps of at most [`MAP_ENTRIES`], evenly (so the last is
-/// not a sliver that needs a hash size of its own); always at least one, possibly empty.
-fn split_maps(mut entries: Vec<Value>) -> Vec<Value> {
-    let maps = entries.len().div_ceil(MAP_ENTRIES).max(1);
-    let mut out = Vec::with_capacity(maps);
-    for i in (0..maps).rev() {
-        let start = entries.len() * i / (i + 1);
-        out.push(Value::Array(entries.split_off(start)));
-    }
-    out.reverse();
-    out
+/// How many of `entries` rows each map of the chain holds: the fewest maps of at most
+/// [`MAP_ENTRIES`], evenly (so the last is not a sliver that needs a hash size of its own);
+/// always at least one, possibly empty.
+fn split_maps(entries: usize) -> Vec<usize> {
+    let maps = entries.div_ceil(MAP_ENTRIES).max(1);
+    (0..maps)
+        .map(|i| entries * (i + 1) / maps - entries * i / maps)
+        .collect()
 }
 
 /// Sizes nginx's map hash so it is built on the first try. nginx starts its
@@ -178,52 +176,73 @@ fn regex_escape(s: &str) -> String {
     s.replace('.', "\\.")
 }
 
-fn render(registry: &Registry, settings: &NginxSettings, ctx: &Ctx) -> Result<String> {
-    // Built straight into template values, one string per entry: at 200k
-    // manifest paths, per-field objects would double peak memory.
-    let mut manifests = Vec::with_capacity(registry.manifest_count() + registry.tag_count());
-    let mut case_sensitive = Vec::new();
-    let mut longest = 0;
-    // nginx would answer 403 for these (disable_symlinks): not in the table.
+/// One row of the manifest table: the route's path, and whether it is a tag whose lowercase
+/// form another tag of the repository shares.
+enum Row<'a> {
+    Plain(routes::ManifestRoute<'a>, String),
+    CaseSensitive(routes::ManifestRoute<'a>, String),
+}
+
+/// Every row, in the table's order (repositories, then each one's tags and digests). Symlinked
+/// files are left out: nginx would answer 403 for them (disable_symlinks).
+fn rows(registry: &Registry) -> impl Iterator<Item = Row<'_>> {
     let symlinked = registry.facts.symlinked();
-    for repo in registry.repositories.values() {
+    registry.repositories.values().flat_map(move |repo| {
         let colliding = repo.case_colliding_tags();
-        for route in routes::manifests(repo) {
+        let symlinked = symlinked.clone();
+        routes::manifests(repo).filter_map(move |route| {
             let path = route.path();
             if symlinked.contains(&path[1..]) {
-                continue;
+                return None;
             }
-            let code = route.media_type.code();
-            match route.tag() {
-                Some(tag) => {
-                    longest = longest.max(path.len());
-                    // nginx map keys match case-insensitively: tags that
-                    // differ only by case become case-sensitive regex keys.
-                    if colliding.contains(tag) {
-                        case_sensitive.push(Value::String(format!(
-                            "\"~^{}$\" {code}{}",
-                            regex_escape(&path),
-                            route.digest
-                        )));
-                    } else {
-                        manifests.push(Value::String(format!("{path} {code}{}", route.digest)));
-                    }
-                }
-                None => {
-                    let entry = format!("{path} {code}");
-                    longest = longest.max(entry.len() - 2);
-                    manifests.push(Value::String(entry));
-                }
+            // nginx map keys match case-insensitively: tags that differ only by case become
+            // case-sensitive regex keys.
+            Some(match route.tag() {
+                Some(tag) if colliding.contains(tag) => Row::CaseSensitive(route, path),
+                _ => Row::Plain(route, path),
+            })
+        })
+    })
+}
+
+/// The row as `map_entry` prints it: `PATH CODE` for a digest, `PATH CODEDIGEST` for a tag
+/// (the digest is its Docker-Content-Digest).
+fn entry(route: &routes::ManifestRoute, path: &str) -> String {
+    let code = route.media_type.code();
+    match route.tag() {
+        Some(_) => format!("{path} {code}{}", route.digest),
+        None => format!("{path} {code}"),
+    }
+}
+
+fn render(registry: &Registry, settings: &NginxSettings, ctx: &Ctx) -> Result<String> {
+    // First the table's size (for the split and the hash sizes), then the rows map by map,
+    // each rendered through nginx_map.tera straight into the output: at 2,000,000 rows, the
+    // rows held as template values cost more than the whole scan (issue 16).
+    let mut plain = 0;
+    let mut bytes = 0;
+    let mut longest = 0;
+    let mut case_sensitive = Vec::new();
+    for row in rows(registry) {
+        match row {
+            Row::Plain(route, path) => {
+                plain += 1;
+                longest = longest.max(path.len());
+                // "\n    PATH CODE[DIGEST];"
+                bytes += path.len() + 8 + if route.tag().is_some() { 71 } else { 0 };
             }
+            Row::CaseSensitive(route, path) => case_sensitive.push(Value::String(format!(
+                "\"~^{}$\" {}{}",
+                regex_escape(&path),
+                route.media_type.code(),
+                route.digest
+            ))),
         }
     }
-    let manifest_maps = split_maps(manifests);
-    let largest_map = manifest_maps
-        .iter()
-        .filter_map(|m| m.as_array().map(Vec::len))
-        .max()
-        .unwrap_or(0);
+    let sizes = split_maps(plain);
+    let largest_map = sizes.iter().copied().max().unwrap_or(0);
     let (map_hash_max_size, map_hash_bucket_size) = hash_sizes(largest_map, longest);
+    let manifest_maps: Vec<String> = (0..sizes.len()).map(crate::templates::slot).collect();
     let common = ctx.common;
     let context = json!({
         "listen": settings.listen,
@@ -245,20 +264,31 @@ fn render(registry: &Registry, settings: &NginxSettings, ctx: &Ctx) -> Result<St
         "media_types": MediaType::ALL.iter().map(|t| [t.code().to_string(), t.as_str().to_string()]).collect::<Vec<_>>(),
         "errors": layout::error_bodies(),
     });
-    ctx.templates.render_value("nginx.conf.tera", context)
+    let mut table = rows(registry).filter_map(|row| match row {
+        Row::Plain(route, path) => Some(entry(&route, &path)),
+        Row::CaseSensitive(..) => None,
+    });
+    ctx.templates.render_with_slots(
+        "nginx.conf.tera",
+        context,
+        sizes.len(),
+        bytes + 64 * 1024,
+        |i, out| {
+            let entries: Vec<Value> = table.by_ref().take(sizes[i]).map(Value::String).collect();
+            out.push_str(
+                &ctx.templates
+                    .render_value("nginx_map.tera", json!({ "entries": entries }))?,
+            );
+            Ok(())
+        },
+    )
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn maps_are_split_evenly() {
-        let entries = |n: usize| (0..n).map(|i| serde_json::json!(i)).collect::<Vec<_>>();
-        let sizes = |n| {
-            super::split_maps(entries(n))
-                .iter()
-                .map(|m| m.as_array().unwrap().len())
-                .collect::<Vec<_>>()
-        };
+        let sizes = super::split_maps;
         assert_eq!(sizes(0), vec![0]);
         assert_eq!(sizes(3), vec![3]);
         assert_eq!(sizes(super::MAP_ENTRIES), vec![super::MAP_ENTRIES]);
@@ -269,12 +299,12 @@ mod tests {
                 .iter()
                 .all(|&n| (super::MAP_ENTRIES / 2..=super::MAP_ENTRIES).contains(&n))
         );
-        // In order: the chain holds the entries as they came.
-        let flat: Vec<_> = super::split_maps(entries(200_001))
-            .into_iter()
-            .flat_map(|m| m.as_array().unwrap().clone())
-            .collect();
-        assert_eq!(flat, entries(200_001));
+        // Every row in exactly one map, none over the limit, none much smaller than another.
+        let split = sizes(2_000_001);
+        assert_eq!(split.iter().sum::<usize>(), 2_000_001);
+        assert_eq!(split.len(), 2_000_001usize.div_ceil(super::MAP_ENTRIES));
+        let (min, max) = (split.iter().min().unwrap(), split.iter().max().unwrap());
+        assert!(*max <= super::MAP_ENTRIES && max - min <= 1, "{split:?}");
     }
 
     #[test]

@@ -99,6 +99,7 @@ pub(crate) fn run(args: &ProbeArgs) -> Result<bool> {
             crate::scan::Options {
                 thorough: false,
                 blob_sizes: true,
+                drop_references: false,
             },
         )?),
         None => None,
