@@ -10,7 +10,6 @@
 
 use crate::layout;
 use anyhow::{Context, Result, bail};
-use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
@@ -25,6 +24,10 @@ pub(crate) const BUILTIN: &[(&str, &str)] = &[
     (
         "nginx_map.tera",
         include_str!("../templates/nginx_map.tera"),
+    ),
+    (
+        "netlify_rules.tera",
+        include_str!("../templates/netlify_rules.tera"),
     ),
     (
         "netlify_headers.tera",
@@ -92,13 +95,6 @@ impl Templates {
     #[cfg(feature = "fuzzing")]
     pub(crate) fn tera_mut(&mut self) -> &mut Tera {
         &mut self.tera
-    }
-
-    pub(crate) fn render(&self, name: &str, context: &impl Serialize) -> Result<String> {
-        self.render_value(
-            name,
-            serde_json::to_value(context).context("template context")?,
-        )
     }
 
     /// Renders from a JSON object, moved in without another copy. Every

@@ -12,16 +12,12 @@
 
 use super::{Ctx, Host, NoOptions, Site};
 use crate::layout::ERRORS_DIR;
-use crate::media::MediaType;
 use crate::model::Registry;
 use crate::output::Shape;
 use crate::problem::{Kind, Problem};
 use crate::routes;
 use anyhow::Result;
 use serde_json::{Value, json};
-
-/// The rule-row code for blobs (media type codes are letters from [`MediaType::code`]).
-const BLOB_CODE: char = 'b';
 
 pub(crate) struct Netlify;
 
@@ -30,7 +26,11 @@ impl Host for Netlify {
     const NAME: &'static str = "netlify";
     const ABOUT: &'static str = "Render Netlify's `_headers` and `_redirects` into TREE (the publish directory) or -o SITE.";
     const TITLE: &'static str = "Netlify";
-    const TEMPLATES: &'static [&'static str] = &["netlify_headers.tera", "netlify_redirects.tera"];
+    const TEMPLATES: &'static [&'static str] = &[
+        "netlify_headers.tera",
+        "netlify_rules.tera",
+        "netlify_redirects.tera",
+    ];
     const OUTPUT: Shape = Shape::Directory(&["_headers", "_redirects"]);
     const OUTPUT_HELP: &'static str = "The publish directory to write `_headers` and `_redirects` into (default: TREE; with --blobs-url, a site of its own that gets every file but the blobs).";
     const EXAMPLES: &'static [crate::cli::Example] = &[
@@ -76,36 +76,67 @@ impl Host for Netlify {
     }
 }
 
-fn render(registry: &Registry, ctx: &Ctx) -> Result<Vec<String>> {
-    // One `[path, type code, digest]` per rule ("b" for blobs): at 300k rules
-    // a compact row per rule keeps peak memory in check.
-    let mut rules: Vec<Value> = Vec::new();
-    // With --blobs-url: blob paths, each redirected (one rule a path, so a blob the registry
-    // lacks is still the JSON 404 below).
-    let mut blob_redirects: Vec<Value> = Vec::new();
-    let row = |path: String, code: char, digest: &dyn std::fmt::Display| {
+/// Rules rendered at a time by netlify_rules.tera: at 1,000,000 tags `_headers` holds 3.2
+/// million rules, too many to hold as template values at once (issue 16).
+const RULES_PER_PART: usize = 65_536;
+
+/// One `[path, Content-Type, digest, immutable]` per rule, in `_headers`' order:
+/// repositories, each one's manifest routes (tags colliding by case left out: Netlify matches
+/// paths case-insensitively), then its blobs (unless they are on another origin).
+fn rules<'a>(registry: &'a Registry, blobs_here: bool) -> impl Iterator<Item = Value> + 'a {
+    let row = |path: String, content_type: &str, digest: &dyn std::fmt::Display, immutable| {
         Value::Array(vec![
             Value::String(path),
-            Value::String(code.to_string()),
+            Value::String(content_type.to_string()),
             Value::String(digest.to_string()),
+            Value::Bool(immutable),
         ])
     };
-    for repo in registry.repositories.values() {
+    registry.repositories.values().flat_map(move |repo| {
         let colliding = repo.case_colliding_tags();
-        for route in routes::manifests(repo) {
-            if route.tag().is_some_and(|t| colliding.contains(t)) {
-                continue;
-            }
-            rules.push(row(route.path(), route.media_type.code(), route.digest));
-        }
-        for (path, digest, _) in routes::blobs(repo) {
-            if ctx.common.blobs_url.is_some() {
-                blob_redirects.push(Value::String(path));
-            } else {
-                rules.push(row(path, BLOB_CODE, digest));
-            }
-        }
-    }
+        let manifests = routes::manifests(repo)
+            .filter(move |route| !route.tag().is_some_and(|t| colliding.contains(t)))
+            .map(move |route| {
+                let immutable = route.cache() == routes::Cache::Immutable;
+                row(
+                    route.path(),
+                    route.media_type.as_str(),
+                    route.digest,
+                    immutable,
+                )
+            });
+        let blobs = routes::blobs(repo)
+            .filter(move |_| blobs_here)
+            .map(move |(path, digest, _)| row(path, routes::OCTET_STREAM, digest, true));
+        manifests.chain(blobs)
+    })
+}
+
+fn render(registry: &Registry, ctx: &Ctx) -> Result<Vec<String>> {
+    let blobs_here = ctx.common.blobs_url.is_none();
+    let rule_count: usize = registry
+        .repositories
+        .values()
+        .map(|repo| {
+            let colliding = repo.case_colliding_tags();
+            routes::manifests(repo)
+                .filter(|route| !route.tag().is_some_and(|t| colliding.contains(t)))
+                .count()
+                + if blobs_here { repo.blobs.len() } else { 0 }
+        })
+        .sum();
+    let parts = rule_count.div_ceil(RULES_PER_PART);
+    // With --blobs-url: blob paths, each redirected (one rule a path, so a blob the registry
+    // lacks is still the JSON 404 below).
+    let blob_redirects: Vec<Value> = if blobs_here {
+        Vec::new()
+    } else {
+        registry
+            .repositories
+            .values()
+            .flat_map(|repo| routes::blobs(repo).map(|(path, _, _)| Value::String(path)))
+            .collect()
+    };
 
     let mut json_paths = vec!["/v2/".to_string(), "/v2/_catalog".to_string()];
     json_paths.extend(
@@ -131,26 +162,42 @@ fn render(registry: &Registry, ctx: &Ctx) -> Result<Vec<String>> {
             format!("/v2/{}", segs.join("/"))
         })
         .collect();
-    let mut types: serde_json::Map<String, Value> = MediaType::ALL
-        .iter()
-        .map(|t| (t.code().to_string(), Value::from(t.as_str())))
-        .collect();
-    types.insert(BLOB_CODE.to_string(), Value::from(routes::OCTET_STREAM));
-    let context = json!({
-        "rules": Value::Array(rules),
-        "blob_redirects": Value::Array(blob_redirects),
-        "blobs_url": ctx.common.blobs_url.as_ref().map(|u| u.as_str()),
-        "media_types": types,
+    let redirects = ctx.templates.render_value(
+        "netlify_redirects.tera",
+        json!({
+            "blob_redirects": Value::Array(blob_redirects),
+            "blobs_url": ctx.common.blobs_url.as_ref().map(|u| u.as_str()),
+            "errors_dir": ERRORS_DIR,
+            "name_patterns": name_patterns,
+        }),
+    )?;
+    let caches = |mut context: Value| {
+        context["tag_cache"] = ctx.common.tag_cache().into();
+        context["immutable_cache"] = ctx.common.immutable_cache().into();
+        context
+    };
+    let context = caches(json!({
+        "rules": (0..parts).map(crate::templates::slot).collect::<Vec<_>>(),
         "json_paths": json_paths,
         "errors_dir": ERRORS_DIR,
-        "name_patterns": name_patterns,
         "repositories": repositories,
-        "tag_cache": ctx.common.tag_cache(),
-        "immutable_cache": ctx.common.immutable_cache(),
-    });
-    let redirects = ctx.templates.render("netlify_redirects.tera", &context)?;
-    let headers = ctx
-        .templates
-        .render_value("netlify_headers.tera", context)?;
+    }));
+    let mut table = rules(registry, blobs_here);
+    let headers = ctx.templates.render_with_slots(
+        "netlify_headers.tera",
+        context,
+        parts,
+        // A rule is under 320 bytes (a tag of 128 characters in a long name aside): reserved
+        // once, the text is not copied as it grows.
+        rule_count * 320 + 64 * 1024,
+        |_, out| {
+            let rules: Vec<Value> = table.by_ref().take(RULES_PER_PART).collect();
+            out.push_str(
+                &ctx.templates
+                    .render_value("netlify_rules.tera", caches(json!({ "rules": rules })))?,
+            );
+            Ok(())
+        },
+    )?;
     Ok(vec![headers, redirects])
 }
