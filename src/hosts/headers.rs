@@ -12,7 +12,6 @@ use crate::model::Registry;
 use crate::output::Shape;
 use crate::routes::{self, Cache};
 use anyhow::Result;
-use std::collections::BTreeMap;
 
 pub(crate) struct Headers;
 
@@ -52,36 +51,45 @@ impl Host for Headers {
     fn render(registry: &Registry, _: &(), ctx: &Ctx) -> Result<Vec<String>> {
         let (tag_cache, immutable_cache) = (ctx.common.tag_cache(), ctx.common.immutable_cache());
         let routes = routes::all(registry);
+        // An entry is under 400 bytes: reserved once, the text is not copied as it grows.
         let mut out = String::with_capacity(routes.len() * 400);
+        // serde_json's spelling of a string, written in place.
+        let quoted = |out: &mut String, s: &str| -> Result<()> {
+            let mut buf = Vec::with_capacity(s.len() + 2);
+            serde_json::to_writer(&mut buf, s)?;
+            out.push_str(std::str::from_utf8(&buf)?);
+            Ok(())
+        };
         out.push('{');
         for (i, route) in routes.iter().enumerate() {
-            let mut headers = BTreeMap::new();
-            headers.insert("Content-Type", route.content_type.to_string());
-            headers.insert("Docker-Distribution-API-Version", "registry/2.0".into());
-            if let Some(size) = route.size {
-                headers.insert("Content-Length", size.to_string());
-            }
-            if let Some(digest) = &route.digest {
-                headers.insert("Docker-Content-Digest", digest.to_string());
-            }
-            match route.cache {
-                Cache::None => {}
-                Cache::Mutable => {
-                    headers.insert("Cache-Control", tag_cache.clone());
-                }
-                Cache::Immutable => {
-                    headers.insert("Cache-Control", immutable_cache.clone());
-                }
-            }
             if i > 0 {
                 out.push(',');
             }
             out.push_str("\n  ");
-            out.push_str(&serde_json::to_string(&route.path)?);
-            out.push_str(": ");
-            out.push_str(&serde_json::to_string(
-                &serde_json::json!({"status": 200, "headers": headers}),
-            )?);
+            quoted(&mut out, &route.path)?;
+            // `{"headers": {...}, "status": 200}`: keys in the order serde_json sorts them,
+            // headers sorted by name (a JSON object of a BTreeMap, written by hand: one map and
+            // one value per path cost a fifth of the time at a million tags).
+            out.push_str(": {\"headers\":{");
+            let cache = match route.cache {
+                Cache::None => None,
+                Cache::Mutable => Some(&tag_cache),
+                Cache::Immutable => Some(&immutable_cache),
+            };
+            if let Some(cache) = cache {
+                out.push_str("\"Cache-Control\":");
+                quoted(&mut out, cache)?;
+                out.push(',');
+            }
+            if let Some(size) = route.size {
+                out.push_str(&format!("\"Content-Length\":\"{size}\","));
+            }
+            out.push_str("\"Content-Type\":");
+            quoted(&mut out, route.content_type)?;
+            if let Some(digest) = &route.digest {
+                out.push_str(&format!(",\"Docker-Content-Digest\":\"{digest}\""));
+            }
+            out.push_str(",\"Docker-Distribution-API-Version\":\"registry/2.0\"},\"status\":200}");
         }
         out.push_str("\n}\n");
         Ok(vec![out])
