@@ -766,6 +766,13 @@ fn allowed(p: &Print, constants: &BTreeSet<String>) -> bool {
         Some("single_quoted") => quoted(s, '\'', "\\$"),
         Some("shell_quoted") => quoted(s, '\'', ""),
         Some("backquoted") => quoted(s, '`', ""),
+        // The realm: letters, digits, spaces and `. _ -` in double quotes.
+        Some("double_quoted") => {
+            quoted(s, '"', "")
+                && s[1..s.len() - 1]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b" ._-".contains(&b))
+        }
         Some("host_port") => s
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || ".:[]*_-".contains(c)),
