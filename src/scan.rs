@@ -248,7 +248,7 @@ fn walk_tree(root: &Path, dir: &Dir, out: &mut Walked) -> Result<()> {
 }
 
 /// Lists one directory: each entry but a subdirectory is judged here, and the subdirectories
-/// (dot-directories excepted: never entered) are pushed to `subdirs`, in name order.
+/// are pushed to `subdirs`, in name order.
 fn list_dir(root: &Path, dir: &Dir, out: &mut Walked, subdirs: &mut Vec<Dir>) -> Result<()> {
     let context = || format!("cannot walk {}", root.join(layout::V2).display());
     let mut entries: Vec<(std::ffi::OsString, fs::FileType)> = Vec::new();
@@ -277,11 +277,10 @@ fn list_dir(root: &Path, dir: &Dir, out: &mut Walked, subdirs: &mut Vec<Dir>) ->
         let path = || dir.path.join(&os_name);
         let rel = format!("{}/{file_name}", dir.rel);
         // A dot-file is never served (web servers read some, like `.htaccess`, as config).
+        // A dot-directory is walked all the same: what it holds is counted and judged (a
+        // symlink in it, a file an upload would send).
         if file_name.starts_with('.') {
             out.dot_files.push(rel.clone());
-            if file_type.is_dir() {
-                continue;
-            }
         }
         if file_type.is_dir() {
             subdirs.push(Dir {

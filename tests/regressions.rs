@@ -219,6 +219,32 @@ fn a_fifo_named_like_a_tag_is_reported_and_never_opened() {
     assert!(!text(&nginx.stdout).contains("piped"));
 }
 
+/// A dot-directory is never served but is walked: a symlink inside it is still found and
+/// reported (a host that follows links could reach it), beside the dot-file warning.
+#[test]
+fn a_symlink_inside_a_dot_directory_is_found() {
+    let f = fixture::build("basic", &[]);
+    let tree = f.tree();
+    let tree_s = tree.to_str().unwrap();
+    run_bin_ok(["prepare", tree_s], f.dir.path());
+    let stash = tree.join("v2/demo/.stash");
+    std::fs::create_dir_all(&stash).unwrap();
+    std::os::unix::fs::symlink("/etc", stash.join("etc")).unwrap();
+    let out = run_bin(["check", tree_s, "--format", "json"], f.dir.path());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found: Vec<(&str, &str)> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["path"].as_str().unwrap(), p["kind"].as_str().unwrap()))
+        .collect();
+    assert!(found.contains(&("v2/demo/.stash", "dot-file")), "{found:?}");
+    assert!(
+        found.iter().any(|(p, _)| *p == "v2/demo/.stash/etc"),
+        "{found:?}"
+    );
+}
+
 /// File and directory names that are not UTF-8 are judged by their own bytes: a tag file so
 /// named is an invalid tag of a sound repository (which keeps serving its other tags), a
 /// repository directory so named is an invalid name; neither reaches a host's output.

@@ -186,7 +186,8 @@ enum Row<'a> {
 /// Every row, in the table's order (repositories, then each one's tags and digests). Symlinked
 /// files are left out: nginx would answer 403 for them (disable_symlinks).
 fn rows(registry: &Registry) -> impl Iterator<Item = Row<'_>> {
-    let symlinked = registry.facts.symlinked();
+    // Shared by every repository's rows (a hostile tree may hold many).
+    let symlinked = std::rc::Rc::new(registry.facts.symlinked());
     registry.repositories.values().flat_map(move |repo| {
         let colliding = repo.case_colliding_tags();
         let symlinked = symlinked.clone();
