@@ -7,6 +7,16 @@ use serde_json::Value;
 use std::fs;
 use std::process::Command;
 
+/// (path, kind) of every problem in a `check --format json` report.
+fn path_and_kind(report: &Value) -> Vec<(&str, &str)> {
+    report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["path"].as_str().unwrap(), p["kind"].as_str().unwrap()))
+        .collect()
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -204,12 +214,7 @@ fn a_fifo_named_like_a_tag_is_reported_and_never_opened() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let found: Vec<(&str, &str)> = report["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p["path"].as_str().unwrap(), p["kind"].as_str().unwrap()))
-        .collect();
+    let found = path_and_kind(&report);
     assert!(
         found.contains(&("v2/demo/hello/manifests/piped", "special-file")),
         "{found:?}"
@@ -232,12 +237,7 @@ fn a_symlink_inside_a_dot_directory_is_found() {
     std::os::unix::fs::symlink("/etc", stash.join("etc")).unwrap();
     let out = run_bin(["check", tree_s, "--format", "json"], f.dir.path());
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let found: Vec<(&str, &str)> = report["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p["path"].as_str().unwrap(), p["kind"].as_str().unwrap()))
-        .collect();
+    let found = path_and_kind(&report);
     assert!(found.contains(&("v2/demo/.stash", "dot-file")), "{found:?}");
     assert!(
         found.iter().any(|(p, _)| *p == "v2/demo/.stash/etc"),
@@ -268,12 +268,7 @@ fn names_that_are_not_utf8_are_reported_where_they_are() {
     let out = run_bin(["check", tree_s, "--format", "json"], f.dir.path());
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let found: Vec<(&str, &str)> = report["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p["path"].as_str().unwrap(), p["kind"].as_str().unwrap()))
-        .collect();
+    let found = path_and_kind(&report);
     assert!(
         found.contains(&("v2/demo/hello/manifests/v\u{fffd}1", "invalid-tag")),
         "{found:?}"
