@@ -7,7 +7,9 @@
 //! repository already accounts for is not read again, and blobs are only
 //! listed. [`Options::thorough`] (`check`) re-hashes every digest-named
 //! manifest and stats every blob for size checks; `check --verify-blobs`
-//! hashes blobs too. Stats and reads run on every core; the walk only lists.
+//! hashes blobs too. Stats, reads and the walk below its first levels run on
+//! every core; repositories are read a part at a time, so the walk's record
+//! and the model are never whole in memory together.
 
 use crate::digest;
 use crate::grammar::{Digest, Name, Tag};
