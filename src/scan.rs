@@ -174,7 +174,8 @@ struct Walked {
 impl Walked {
     fn merge(&mut self, other: Walked) {
         for (name, repo) in other.raw {
-            // Moved, not copied: a repository's files are all in one part.
+            // Moved, not copied, when the repository is new here. Its `manifests/` and
+            // `blobs/` may have been walked in different parts, each whole.
             match self.raw.entry(name) {
                 std::collections::btree_map::Entry::Vacant(e) => {
                     e.insert(repo);

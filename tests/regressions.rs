@@ -7,6 +7,13 @@ use serde_json::Value;
 use std::fs;
 use std::process::Command;
 
+/// The basic fixture, prepared.
+fn prepared_basic() -> fixture::Fixture {
+    let f = fixture::build("basic", &[]);
+    run_bin_ok(["prepare", f.tree().to_str().unwrap()], f.dir.path());
+    f
+}
+
 /// (path, kind) of every problem in a `check --format json` report.
 fn path_and_kind(report: &Value) -> Vec<(&str, &str)> {
     report["problems"]
@@ -200,10 +207,9 @@ fn schema1_is_typed_by_its_signature_and_warned_about() {
 /// the scan opened it to read a manifest. It is now reported by its path and never opened.
 #[test]
 fn a_fifo_named_like_a_tag_is_reported_and_never_opened() {
-    let f = fixture::build("basic", &[]);
+    let f = prepared_basic();
     let tree = f.tree();
     let tree_s = tree.to_str().unwrap();
-    run_bin_ok(["prepare", tree_s], f.dir.path());
     let fifo = tree.join("v2/demo/hello/manifests/piped");
     crate::support::process::run(Command::new("mkfifo").arg(&fifo));
     let out = crate::support::process::output_timeout(
@@ -228,10 +234,9 @@ fn a_fifo_named_like_a_tag_is_reported_and_never_opened() {
 /// reported (a host that follows links could reach it), beside the dot-file warning.
 #[test]
 fn a_symlink_inside_a_dot_directory_is_found() {
-    let f = fixture::build("basic", &[]);
+    let f = prepared_basic();
     let tree = f.tree();
     let tree_s = tree.to_str().unwrap();
-    run_bin_ok(["prepare", tree_s], f.dir.path());
     let stash = tree.join("v2/demo/.stash");
     std::fs::create_dir_all(&stash).unwrap();
     std::os::unix::fs::symlink("/etc", stash.join("etc")).unwrap();
@@ -251,10 +256,9 @@ fn a_symlink_inside_a_dot_directory_is_found() {
 #[test]
 fn names_that_are_not_utf8_are_reported_where_they_are() {
     use std::os::unix::ffi::OsStrExt;
-    let f = fixture::build("basic", &[]);
+    let f = prepared_basic();
     let tree = f.tree();
     let tree_s = tree.to_str().unwrap();
-    run_bin_ok(["prepare", tree_s], f.dir.path());
     let latest = tree.join("v2/demo/hello/manifests/latest");
     let bad_tag = tree
         .join("v2/demo/hello/manifests")
@@ -286,7 +290,7 @@ fn names_that_are_not_utf8_are_reported_where_they_are() {
     assert_eq!(nginx.status.code(), Some(0), "{}", text(&nginx.stderr));
     let conf = text(&nginx.stdout);
     assert!(conf.contains("/v2/demo/hello/manifests/latest "), "{conf}");
-    assert!(!conf.contains('\u{fffd}') && !conf.contains("r\u{fffd}x"));
+    assert!(!conf.contains('\u{fffd}'), "{conf}");
 }
 
 /// A `docker save` archive: `members` in order, each (name, bytes, size the header claims).

@@ -53,11 +53,8 @@ impl Host for Headers {
         let routes = routes::all(registry);
         // An entry is under 400 bytes: reserved once, the text is not copied as it grows.
         let mut out = String::with_capacity(routes.len() * 400);
-        // serde_json's spelling of a string, written in place.
         let quoted = |out: &mut String, s: &str| -> Result<()> {
-            let mut buf = Vec::with_capacity(s.len() + 2);
-            serde_json::to_writer(&mut buf, s)?;
-            out.push_str(std::str::from_utf8(&buf)?);
+            out.push_str(&serde_json::to_string(s)?);
             Ok(())
         };
         out.push('{');

@@ -12,7 +12,7 @@
 
 use super::{Ctx, Host, NoOptions, Site};
 use crate::layout::ERRORS_DIR;
-use crate::model::Registry;
+use crate::model::{Registry, Repository};
 use crate::output::Shape;
 use crate::problem::{Kind, Problem};
 use crate::routes;
@@ -83,6 +83,12 @@ const RULES_PER_PART: usize = 65_536;
 /// One `[path, Content-Type, digest, immutable]` per rule, in `_headers`' order:
 /// repositories, each one's manifest routes (tags colliding by case left out: Netlify matches
 /// paths case-insensitively), then its blobs (unless they are on another origin).
+/// A repository's manifest routes that get a rule: all but the tags colliding by case.
+fn served_manifests(repo: &Repository) -> impl Iterator<Item = routes::ManifestRoute<'_>> {
+    let colliding = repo.case_colliding_tags();
+    routes::manifests(repo).filter(move |route| !route.tag().is_some_and(|t| colliding.contains(t)))
+}
+
 fn rules<'a>(registry: &'a Registry, blobs_here: bool) -> impl Iterator<Item = Value> + 'a {
     let row = |path: String, content_type: &str, digest: &dyn std::fmt::Display, immutable| {
         Value::Array(vec![
@@ -93,18 +99,15 @@ fn rules<'a>(registry: &'a Registry, blobs_here: bool) -> impl Iterator<Item = V
         ])
     };
     registry.repositories.values().flat_map(move |repo| {
-        let colliding = repo.case_colliding_tags();
-        let manifests = routes::manifests(repo)
-            .filter(move |route| !route.tag().is_some_and(|t| colliding.contains(t)))
-            .map(move |route| {
-                let immutable = route.cache() == routes::Cache::Immutable;
-                row(
-                    route.path(),
-                    route.media_type.as_str(),
-                    route.digest,
-                    immutable,
-                )
-            });
+        let manifests = served_manifests(repo).map(move |route| {
+            let immutable = route.cache() == routes::Cache::Immutable;
+            row(
+                route.path(),
+                route.media_type.as_str(),
+                route.digest,
+                immutable,
+            )
+        });
         let blobs = routes::blobs(repo)
             .filter(move |_| blobs_here)
             .map(move |(path, digest, _)| row(path, routes::OCTET_STREAM, digest, true));
@@ -117,13 +120,7 @@ fn render(registry: &Registry, ctx: &Ctx) -> Result<Vec<String>> {
     let rule_count: usize = registry
         .repositories
         .values()
-        .map(|repo| {
-            let colliding = repo.case_colliding_tags();
-            routes::manifests(repo)
-                .filter(|route| !route.tag().is_some_and(|t| colliding.contains(t)))
-                .count()
-                + if blobs_here { repo.blobs.len() } else { 0 }
-        })
+        .map(|repo| served_manifests(repo).count() + if blobs_here { repo.blobs.len() } else { 0 })
         .sum();
     let parts = rule_count.div_ceil(RULES_PER_PART);
     // With --blobs-url: blob paths, each redirected (one rule a path, so a blob the registry
