@@ -211,7 +211,7 @@ fn plan_and_keep(
             .filter(|(d, _)| blobs.contains(*d))
             .map(|(d, s)| (*d, *s))
             .collect();
-        kept.tags = tags;
+        kept.tags = tags.into_iter().collect();
         // The referrers indexes of kept subjects (their referrers are all kept).
         kept.referrers = repo
             .referrers
@@ -238,7 +238,7 @@ fn kept_tags(
     retention: Option<&Retention>,
 ) -> BTreeMap<Tag, Digest> {
     let Some(rule) = retention else {
-        return repo.tags.clone();
+        return repo.tags.iter().map(|(t, d)| (t.clone(), *d)).collect();
     };
     let mut matching: Vec<(Option<SystemTime>, &Tag)> = repo
         .tags
@@ -451,14 +451,14 @@ pub(crate) fn removal(
         match r {
             RmRef::Tag(name, tag) => match registry.repositories.get(name) {
                 Some(repo) if repo.tags.contains_key(tag) => {
-                    let (t, _) = repo.tags.get_key_value(tag).expect("checked");
+                    let t = crate::model::held_key(&repo.tags, tag).expect("checked");
                     tags.insert((&repo.name, t));
                 }
                 _ => errors.push(format!("{r} is not in {}", root.display())),
             },
             RmRef::Digest(name, digest) => match registry.repositories.get(name) {
                 Some(repo) if repo.manifests.contains_key(digest) => {
-                    let (d, _) = repo.manifests.get_key_value(digest).expect("checked");
+                    let d = crate::model::held_key(&repo.manifests, digest).expect("checked");
                     manifests.insert((&repo.name, d));
                     for (t, td) in &repo.tags {
                         if td == digest {

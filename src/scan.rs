@@ -149,7 +149,7 @@ pub(crate) fn scan(tree: &Path, options: Options) -> Result<Registry> {
         // the model (issue 16).
         let none: Arc<[media::Reference]> = Arc::from([]);
         for repo in registry.repositories.values_mut() {
-            for m in repo.manifests.values_mut() {
+            for (_, m) in repo.manifests.iter_mut() {
                 m.references = none.clone();
             }
         }
@@ -401,6 +401,10 @@ fn complete_referrers(registry: &mut Registry) {
     let root = registry.root.clone();
     let mut problems = Vec::new();
     for (name, repo) in registry.repositories.iter_mut() {
+        // New tags and manifests wait here and go in together: a key new to a sorted vector
+        // moves all after it, once per subject if inserted one by one.
+        let mut new_tags: Vec<(Tag, Digest)> = Vec::new();
+        let mut new_manifests: Vec<(Digest, Manifest)> = Vec::new();
         for (subject, bytes) in crate::routes::referrers_indexes(repo) {
             let digest = crate::digest::of_bytes(&bytes);
             let tag = layout::fallback_tag(&subject);
@@ -416,16 +420,24 @@ fn complete_referrers(registry: &mut Registry) {
             };
             if fallback {
                 let media = crate::media::parse(&bytes).expect("an index prepare makes parses");
-                repo.manifests.entry(digest).or_insert_with(|| Manifest {
-                    media_type: media.media_type,
-                    size: bytes.len() as u64,
-                    references: media.references,
-                    artifact: None,
-                    // prepare writes it (a generated file), so nothing is linked.
-                    digest_file: true,
-                    first_tag: None,
-                });
-                repo.tags.insert(tag, digest);
+                if !repo.manifests.contains_key(&digest) {
+                    new_manifests.push((
+                        digest,
+                        Manifest {
+                            media_type: media.media_type,
+                            size: bytes.len() as u64,
+                            references: media.references,
+                            artifact: None,
+                            // prepare writes it (a generated file), so nothing is linked.
+                            digest_file: true,
+                            first_tag: None,
+                        },
+                    ));
+                }
+                match repo.tags.get_mut(&tag) {
+                    Some(held) => *held = digest,
+                    None => new_tags.push((tag, digest)),
+                }
             } else {
                 // An error: clients without the referrers API read this tag, so they see other
                 // referrers than the API lists (distribution-spec 1.1, "Referrers Tag Schema").
@@ -437,7 +449,9 @@ fn complete_referrers(registry: &mut Registry) {
                     ),
                 ));
             }
-            if !repo.manifests.contains_key(&subject) {
+            if !repo.manifests.contains_key(&subject)
+                && !new_manifests.iter().any(|(d, _)| *d == subject)
+            {
                 for (referrer, m) in &repo.manifests {
                     if m.artifact.is_some() && m.subject() == Some(&subject) {
                         problems.push(Problem::warning(
@@ -459,9 +473,14 @@ fn complete_referrers(registry: &mut Registry) {
                 },
             );
             if let Some(last) = last {
+                // retire_index reads every tag and manifest, so it sees the new ones too.
+                repo.tags.extend(new_tags.drain(..));
+                repo.manifests.extend(new_manifests.drain(..));
                 retire_index(repo, &last, &mut registry.obsolete);
             }
         }
+        repo.tags.extend(new_tags);
+        repo.manifests.extend(new_manifests);
     }
     registry.problems.extend(problems);
     obsolete_referrers(registry);
@@ -669,10 +688,20 @@ enum Named<'a> {
 /// read, so the two are never all in memory together (issue 16).
 const REPOSITORIES_PER_PART: usize = 4096;
 
+/// A repository while its part is read: BTreeMaps take keys in any order (a tag's manifest
+/// comes in the order of the tags); `finish_repositories` turns each into the model's sorted
+/// vectors, so the roomier maps only ever hold one part.
+#[derive(Default)]
+struct Building {
+    tags: BTreeMap<Tag, Digest>,
+    manifests: BTreeMap<Digest, Manifest>,
+    blobs: BTreeMap<Digest, Option<u64>>,
+}
+
 /// One allocation per repository, not one per file.
-fn repo_of<'r>(repos: &'r mut BTreeMap<Name, Repository>, name: &Name) -> &'r mut Repository {
+fn repo_of<'r>(repos: &'r mut BTreeMap<Name, Building>, name: &Name) -> &'r mut Building {
     if !repos.contains_key(name) {
-        repos.insert(name.clone(), Repository::new(name.clone()));
+        repos.insert(name.clone(), Building::default());
     }
     repos.get_mut(name).expect("inserted above")
 }
@@ -682,16 +711,17 @@ fn build_repositories(
     mut raw: BTreeMap<Name, RawRepo>,
     options: Options,
 ) -> Result<()> {
-    let mut repos: BTreeMap<Name, Repository> = BTreeMap::new();
     while !raw.is_empty() {
         let rest = match raw.keys().nth(REPOSITORIES_PER_PART).cloned() {
             Some(first_of_rest) => raw.split_off(&first_of_rest),
             None => BTreeMap::new(),
         };
+        // Each repository is in one part (the walk's parts merged by name before this).
+        let mut repos = BTreeMap::new();
         build_part(registry, &raw, options, &mut repos)?;
+        finish_repositories(registry, repos);
         raw = rest;
     }
-    finish_repositories(registry, repos);
     Ok(())
 }
 
@@ -700,7 +730,7 @@ fn build_part(
     registry: &mut Registry,
     raw: &BTreeMap<Name, RawRepo>,
     options: Options,
-    repos: &mut BTreeMap<Name, Repository>,
+    repos: &mut BTreeMap<Name, Building>,
 ) -> Result<()> {
     let root = registry.root.clone();
     let mut tags: Vec<Named> = Vec::new();
@@ -872,8 +902,14 @@ fn build_part(
 
 /// Puts the repositories that hold anything into the model, judging what only a whole
 /// repository shows.
-fn finish_repositories(registry: &mut Registry, repos: BTreeMap<Name, Repository>) {
-    for (name, repo) in repos {
+fn finish_repositories(registry: &mut Registry, repos: BTreeMap<Name, Building>) {
+    for (name, b) in repos {
+        let repo = Repository {
+            tags: crate::model::compact(b.tags),
+            manifests: crate::model::compact(b.manifests),
+            blobs: crate::model::compact(b.blobs),
+            ..Repository::new(name.clone())
+        };
         if name.as_str() == layout::INDEX_FILE {
             registry.problems.push(Problem::error(
                 format!("v2/{name}"),

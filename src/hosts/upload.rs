@@ -217,7 +217,7 @@ fn levels(repo: &Repository) -> Result<HashMap<&Digest, usize>> {
         };
         for r in manifest.references.iter() {
             if let (Role::Child, Ok(child)) = (r.role, &r.digest)
-                && let Some((child, _)) = repo.manifests.get_key_value(child)
+                && let Some(child) = crate::model::held_key(&repo.manifests, child)
             {
                 level = level.max(1 + visit(repo, child, done, path)?);
             }
