@@ -199,8 +199,8 @@ pub(crate) fn run_host<H: Host>(args: CommonArgs, flags: H::Options) -> Result<O
         common: &common,
         templates: &templates,
     };
-    let contents = H::render(&registry, &settings, &ctx)?;
-    debug_assert_eq!(contents.len(), H::OUTPUT.file_count());
+    let mut out = destination.open(H::OUTPUT.file_count())?;
+    H::render(&registry, &settings, &ctx, &mut out)?;
     // Files prepare owns that are missing, stale or swapped for a symlink: a host would
     // answer a tag with a 404, serve an old tag list, or (for a symlink, issue 10 finding 4)
     // serve whatever the link points at. No host's output is written until prepare has run.
@@ -216,7 +216,7 @@ pub(crate) fn run_host<H: Host>(args: CommonArgs, flags: H::Options) -> Result<O
         eprintln!("registrish-gen: --strict: not writing output because of the problems above");
         return Ok(Outcome::Problems);
     }
-    let delivered = destination.deliver(contents)?;
+    let delivered = out.commit()?;
     if mirror_site {
         if let Destination::Check(_) = destination {
             let stale = crate::site::stale(&registry, &site);

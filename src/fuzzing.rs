@@ -616,7 +616,9 @@ fn render_host<H: Host>(
     let table: toml::Table = toml::from_str(section)?;
     let options: H::Options = settings::from_section(Some(&toml::Value::Table(table)))?;
     let settings = H::settings(options, &H::Options::default(), registry)?;
-    H::render(registry, &settings, &Ctx { common, templates })
+    let mut out = crate::output::Outputs::memory(H::OUTPUT.file_count());
+    H::render(registry, &settings, &Ctx { common, templates }, &mut out)?;
+    Ok(out.into_texts())
 }
 
 type RenderFn = fn(&Registry, &Common, &Templates) -> anyhow::Result<Vec<String>>;

@@ -6,15 +6,8 @@
 
 use anyhow::{Context, Result, bail};
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{BufRead, BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
-
-/// One generated file and where it goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct OutputFile {
-    pub path: PathBuf,
-    pub contents: String,
-}
 
 /// How a host's files are placed: the meaning of `-o` and `--check`.
 #[derive(Debug, Clone, Copy)]
@@ -69,52 +62,296 @@ impl Destination {
         }
     }
 
-    /// Prints, writes or compares; `Ok(false)` when `--check` found a stale file.
+    /// Prints, writes or compares texts made whole; `Ok(false)` when `--check` found a
+    /// stale file.
     pub(crate) fn deliver(&self, contents: Vec<String>) -> Result<bool> {
-        // Moved, not copied: a config of a million tags is hundreds of MB (issue 16).
-        let files = |paths: &[PathBuf], contents: Vec<String>| -> Vec<OutputFile> {
-            paths
+        let mut out = self.open(contents.len())?;
+        for (i, text) in contents.iter().enumerate() {
+            out.put(i, text)?;
+        }
+        out.commit()
+    }
+
+    /// Where a render writes `count` files as it makes them (see [`Outputs`]).
+    pub(crate) fn open(&self, count: usize) -> Result<Outputs> {
+        let sinks = match self {
+            Destination::Stdout => (0..count).map(spool).collect(),
+            Destination::Write(paths) => paths
                 .iter()
-                .cloned()
-                .zip(contents)
-                .map(|(path, contents)| OutputFile { path, contents })
-                .collect()
+                .map(|path| Sink::Temp {
+                    tmp: temp_path(path),
+                    path: path.clone(),
+                    file: None,
+                    made: Vec::new(),
+                })
+                .collect(),
+            Destination::Check(paths) => paths
+                .iter()
+                .map(|path| Sink::Compare {
+                    path: path.clone(),
+                    old: File::open(path)
+                        .ok()
+                        .map(|f| BufReader::with_capacity(1 << 20, f)),
+                    same: true,
+                    scratch: Vec::new(),
+                })
+                .collect(),
         };
+        Ok(Outputs { sinks })
+    }
+}
+
+/// A host's output files while it renders them: each goes to its temp file, its spool or its
+/// comparison as it is made, never held whole (at a million tags an nginx config is 200 MB,
+/// and holding it doubled the generator's peak memory; issue 16). Nothing reaches a served
+/// name or standard output before [`Outputs::commit`]: a render that fails, or output the
+/// command then withholds (prepare pending, `--strict`), is dropped, temp files and all.
+pub(crate) struct Outputs {
+    sinks: Vec<Sink>,
+}
+
+enum Sink {
+    /// Kept in memory (renders compared in tests and fuzzing, or standard output where the
+    /// temp directory takes no spool file).
+    Memory(Vec<u8>),
+    /// Standard output, spooled to an unlinked temp file first.
+    Spool(BufWriter<File>),
+    /// A temp file beside `path`, renamed over it at commit; made (with `path`'s directory)
+    /// at the first byte, so output withheld before any creates nothing.
+    Temp {
+        tmp: PathBuf,
+        path: PathBuf,
+        file: Option<BufWriter<File>>,
+        /// The directories made for it, deepest first: removed again with the temp file
+        /// when the output is withheld.
+        made: Vec<PathBuf>,
+    },
+    /// `--check`: compared with `path` as it is read, `same` until a byte differs.
+    Compare {
+        path: PathBuf,
+        old: Option<BufReader<File>>,
+        same: bool,
+        scratch: Vec<u8>,
+    },
+}
+
+/// A temp file for `path`, its directory made first (those made go into `made`).
+fn open_temp(tmp: &Path, path: &Path, made: &mut Vec<PathBuf>) -> std::io::Result<BufWriter<File>> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        made.extend(
+            dir.ancestors()
+                .take_while(|d| !d.as_os_str().is_empty() && fs::symlink_metadata(d).is_err())
+                .map(Path::to_path_buf),
+        );
+        fs::create_dir_all(dir)?;
+    }
+    Ok(BufWriter::with_capacity(1 << 20, create_temp(tmp)?))
+}
+
+/// Standard output's spool: an unlinked file in the temp directory (page cache, not the
+/// process's memory), else memory.
+fn spool(i: usize) -> Sink {
+    static SPOOLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = SPOOLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path =
+        std::env::temp_dir().join(format!(".registrish-spool.{}.{n}.{i}", std::process::id()));
+    // create_new never follows a symlink planted at the name; the name goes at once.
+    match fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+    {
+        Ok(file) if fs::remove_file(&path).is_ok() => {
+            Sink::Spool(BufWriter::with_capacity(1 << 20, file))
+        }
+        _ => Sink::Memory(Vec::new()),
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         match self {
-            Destination::Check(paths) => {
-                let files = files(paths, contents);
-                let stale = stale(&files);
-                for path in &stale {
-                    eprintln!(
-                        "registrish-gen: {} is not what would be generated now",
-                        path.display()
-                    );
-                }
-                Ok(stale.is_empty())
+            Sink::Memory(v) => v.extend_from_slice(data),
+            Sink::Spool(f) | Sink::Temp { file: Some(f), .. } => f.write_all(data)?,
+            Sink::Temp {
+                tmp,
+                path,
+                file,
+                made,
+            } => {
+                *file = Some(open_temp(tmp, path, made)?);
+                return self.write(data);
             }
-            Destination::Stdout => {
-                use std::io::Write;
-                let mut out = std::io::stdout().lock();
-                for text in &contents {
-                    if let Err(e) = out.write_all(text.as_bytes()) {
-                        // `registrish-gen nginx | head` is not an error.
-                        if e.kind() == std::io::ErrorKind::BrokenPipe {
-                            return Ok(true);
-                        }
-                        bail!("cannot write to standard output: {e}");
-                    }
+            Sink::Compare {
+                old, same, scratch, ..
+            } => {
+                if *same {
+                    scratch.resize(data.len(), 0);
+                    *same = old
+                        .as_mut()
+                        .is_some_and(|f| f.read_exact(scratch).is_ok() && scratch[..] == *data);
                 }
-                Ok(true)
-            }
-            Destination::Write(paths) => {
-                let files = files(paths, contents);
-                write_outputs(&files)?;
-                for f in &files {
-                    eprintln!("registrish-gen: wrote {}", f.path.display());
-                }
-                Ok(true)
             }
         }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::Spool(f) | Sink::Temp { file: Some(f), .. } => f.flush(),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Outputs {
+    /// Outputs kept in memory, for [`Outputs::into_texts`].
+    #[cfg_attr(not(feature = "fuzzing"), allow(dead_code))]
+    pub(crate) fn memory(count: usize) -> Outputs {
+        Outputs {
+            sinks: (0..count).map(|_| Sink::Memory(Vec::new())).collect(),
+        }
+    }
+
+    /// File `i` (in [`Shape`] order), to write to.
+    pub(crate) fn file(&mut self, i: usize) -> &mut dyn Write {
+        &mut self.sinks[i]
+    }
+
+    /// Writes a whole text as file `i`'s next bytes.
+    pub(crate) fn put(&mut self, i: usize, text: &str) -> Result<()> {
+        self.sinks[i]
+            .write_all(text.as_bytes())
+            .context("cannot write the output")
+    }
+
+    /// The texts of memory outputs.
+    #[cfg_attr(not(feature = "fuzzing"), allow(dead_code))]
+    pub(crate) fn into_texts(mut self) -> Vec<String> {
+        std::mem::take(&mut self.sinks)
+            .into_iter()
+            .map(|s| match s {
+                Sink::Memory(v) => String::from_utf8(v).expect("renders are UTF-8"),
+                _ => panic!("into_texts is for Outputs::memory"),
+            })
+            .collect()
+    }
+
+    /// Prints, moves into place or compares everything written; `Ok(false)` when `--check`
+    /// found a stale file. Files are renamed only once all were written and synced, so a
+    /// full disk leaves every old file as it was.
+    pub(crate) fn commit(mut self) -> Result<bool> {
+        let sinks = std::mem::take(&mut self.sinks);
+        // Every temp file, removed unless it was moved into place.
+        let mut unmoved = Unmoved(
+            sinks
+                .iter()
+                .filter_map(|s| match s {
+                    Sink::Temp { tmp, path, .. } => Some((tmp.clone(), path.clone())),
+                    _ => None,
+                })
+                .collect(),
+        );
+        let mut stdout = std::io::stdout().lock();
+        let mut stale = Vec::new();
+        for sink in sinks {
+            match sink {
+                Sink::Memory(v) => {
+                    if !print(&mut stdout, &mut &v[..])? {
+                        return Ok(true);
+                    }
+                }
+                Sink::Spool(f) => {
+                    let mut f = f.into_inner().map_err(|e| e.into_error())?;
+                    f.seek(std::io::SeekFrom::Start(0))?;
+                    if !print(&mut stdout, &mut f)? {
+                        return Ok(true);
+                    }
+                }
+                Sink::Temp {
+                    tmp,
+                    path,
+                    file,
+                    mut made,
+                } => {
+                    let file = match file {
+                        Some(f) => f,
+                        // Nothing was written: an empty file.
+                        None => open_temp(&tmp, &path, &mut made)
+                            .with_context(|| format!("cannot write {}", tmp.display()))?,
+                    };
+                    file.into_inner()
+                        .map_err(|e| e.into_error())
+                        .and_then(|f| f.sync_all())
+                        .with_context(|| format!("cannot write {}", tmp.display()))?;
+                }
+                Sink::Compare {
+                    path, old, same, ..
+                } => {
+                    // Also the end: the file holds no more than was rendered.
+                    let ended = old.is_some_and(|mut f| f.fill_buf().is_ok_and(|b| b.is_empty()));
+                    if !(same && ended) {
+                        stale.push(path);
+                    }
+                }
+            }
+        }
+        let moved = unmoved.0.len();
+        while let Some((tmp, path)) = unmoved.0.first() {
+            fs::rename(tmp, path)
+                .with_context(|| format!("cannot move {} into place", path.display()))?;
+            eprintln!("registrish-gen: wrote {}", path.display());
+            unmoved.0.remove(0);
+        }
+        debug_assert!(moved == 0 || stale.is_empty());
+        for path in &stale {
+            eprintln!(
+                "registrish-gen: {} is not what would be generated now",
+                path.display()
+            );
+        }
+        Ok(stale.is_empty())
+    }
+}
+
+/// Temp files not yet moved into place: removed if the commit stops part-way.
+struct Unmoved(Vec<(PathBuf, PathBuf)>);
+
+impl Drop for Unmoved {
+    fn drop(&mut self) {
+        for (tmp, _) in &self.0 {
+            let _ = fs::remove_file(tmp);
+        }
+    }
+}
+
+impl Drop for Outputs {
+    /// Outputs dropped uncommitted (a failed render, or output withheld) leave no temp file.
+    fn drop(&mut self) {
+        for sink in &self.sinks {
+            if let Sink::Temp { tmp, .. } = sink {
+                let _ = fs::remove_file(tmp);
+            }
+        }
+        // Then the directories, once every temp file in them is gone.
+        for sink in &self.sinks {
+            if let Sink::Temp { made, .. } = sink {
+                for dir in made {
+                    let _ = fs::remove_dir(dir);
+                }
+            }
+        }
+    }
+}
+
+/// Copies to standard output; `Ok(false)` when the reader went away (`registrish-gen nginx |
+/// head` is not an error).
+fn print(stdout: &mut impl Write, from: &mut impl std::io::Read) -> Result<bool> {
+    match std::io::copy(from, stdout).and_then(|_| stdout.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => bail!("cannot write to standard output: {e}"),
     }
 }
 
@@ -148,20 +385,6 @@ fn create_temp(tmp: &Path) -> std::io::Result<File> {
         .open(tmp)
 }
 
-fn write_temp(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
-    let tmp = temp_path(path);
-    let result = (|| -> std::io::Result<()> {
-        let mut f = create_temp(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write {}", tmp.display()));
-    }
-    Ok(tmp)
-}
-
 /// Writes one file atomically: readers see the old bytes or the new ones.
 #[cfg(test)]
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -170,30 +393,14 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Writes every file to a temp name first and renames only when all were
 /// written: a full disk or a bad path leaves every old file as it was.
+#[cfg(test)]
 pub(crate) fn write_all_atomic(files: &[(&Path, &[u8])]) -> Result<()> {
-    let mut temps = Vec::new();
-    for (path, bytes) in files {
-        let written = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            Some(dir) => fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))
-                .and_then(|_| write_temp(path, bytes)),
-            None => write_temp(path, bytes),
-        };
-        match written {
-            Ok(tmp) => temps.push(tmp),
-            Err(e) => {
-                for t in &temps {
-                    let _ = fs::remove_file(t);
-                }
-                return Err(e);
-            }
-        }
+    let paths = files.iter().map(|(p, _)| p.to_path_buf()).collect();
+    let mut out = Destination::Write(paths).open(files.len())?;
+    for (i, (_, bytes)) in files.iter().enumerate() {
+        out.file(i).write_all(bytes)?;
     }
-    for ((path, _), tmp) in files.iter().zip(&temps) {
-        fs::rename(tmp, path)
-            .with_context(|| format!("cannot move {} into place", path.display()))?;
-    }
-    Ok(())
+    out.commit().map(|_| ())
 }
 
 /// Whether `path` already holds exactly `bytes` as a regular file. A symlink in the file's
@@ -344,27 +551,6 @@ fn sync_after_renames(_anchor: &Path, temps: &[(PathBuf, PathBuf)]) -> Result<()
     Ok(())
 }
 
-pub(crate) fn write_outputs(files: &[OutputFile]) -> Result<()> {
-    let pairs: Vec<(&Path, &[u8])> = files
-        .iter()
-        .map(|f| (f.path.as_path(), f.contents.as_bytes()))
-        .collect();
-    write_all_atomic(&pairs)
-}
-
-/// The files whose current bytes differ from what would be generated.
-pub(crate) fn stale(files: &[OutputFile]) -> Vec<&Path> {
-    files
-        .iter()
-        .filter(|f| {
-            fs::read(&f.path)
-                .map(|b| b != f.contents.as_bytes())
-                .unwrap_or(true)
-        })
-        .map(|f| f.path.as_path())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,6 +599,63 @@ mod tests {
             fs::remove_file(&target).unwrap();
         }
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// `--check` compares as it renders: the same bytes pass; a file longer, shorter, other
+    /// or missing is stale.
+    #[test]
+    fn check_compares_every_byte_and_the_end() {
+        let dir = std::env::temp_dir().join(format!("registrish-cmp-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("conf");
+        fs::write(&file, "abc\ndef\n").unwrap();
+        let check = |parts: &[&str], path: &Path| {
+            let mut out = Destination::Check(vec![path.to_path_buf()])
+                .open(1)
+                .unwrap();
+            for p in parts {
+                out.put(0, p).unwrap();
+            }
+            out.commit().unwrap()
+        };
+        assert!(check(&["abc\n", "def\n"], &file));
+        assert!(check(&["abc\ndef\n"], &file));
+        assert!(!check(&["abc\n"], &file), "shorter");
+        assert!(!check(&["abc\ndef\n", "g"], &file), "longer");
+        assert!(!check(&["abc\nxef\n"], &file), "other");
+        assert!(!check(&["abc\ndef\n"], &dir.join("missing")));
+        assert_eq!(
+            fs::read(&file).unwrap(),
+            b"abc\ndef\n",
+            "--check writes nothing"
+        );
+
+        // Written: nothing in place before the commit; dropped uncommitted, no temp file and
+        // no directory it made is left.
+        let new = dir.join("made/deeper/conf");
+        let mut out = Destination::Write(vec![new.clone()]).open(1).unwrap();
+        out.put(0, "x").unwrap();
+        assert!(!new.exists());
+        drop(out);
+        assert!(!dir.join("made").exists());
+        let mut out = Destination::Write(vec![new.clone(), dir.join("empty")])
+            .open(2)
+            .unwrap();
+        out.put(0, "x").unwrap();
+        assert!(out.commit().unwrap());
+        assert_eq!(fs::read(&new).unwrap(), b"x");
+        assert_eq!(
+            fs::read(dir.join("empty")).unwrap(),
+            b"",
+            "a file with no bytes is made"
+        );
+
+        let mut mem = Outputs::memory(2);
+        mem.put(1, "b").unwrap();
+        mem.put(0, "a").unwrap();
+        assert_eq!(mem.into_texts(), ["a", "b"]);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

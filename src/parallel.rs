@@ -1,4 +1,4 @@
-//! A tiny ordered parallel map over scoped threads.
+//! A tiny ordered parallel map over scoped threads, and handing back what its threads freed.
 //!
 //! Hashing and manifest parsing are the only CPU-heavy steps; a work-stealing
 //! pool would be overkill for one call site shape, and results must come back
@@ -61,6 +61,18 @@ pub fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
         .into_iter()
         .map(|r| r.expect("every item mapped"))
         .collect()
+}
+
+/// Gives the pages the scan's worker threads freed back to the system. They were freed into
+/// the workers' malloc arena, which the main thread (building the model, then rendering)
+/// does not reuse, so they stayed resident: at 400,000 tags netlify's peak fell 321 -> 248 MB
+/// and check's 264 -> 244 MB, for 15-20 ms (issue 16). glibc only; elsewhere nothing to do.
+pub(crate) fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 #[cfg(test)]

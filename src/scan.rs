@@ -155,6 +155,7 @@ pub(crate) fn scan(tree: &Path, options: Options) -> Result<Registry> {
         }
     }
     registry.problems.sort();
+    crate::parallel::return_freed_memory();
     Ok(registry)
 }
 

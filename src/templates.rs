@@ -127,35 +127,44 @@ pub(crate) fn slot(i: usize) -> String {
 
 impl Templates {
     /// Renders `name` from `context`, whose values include `slots` [`slot`]s, each printed
-    /// once and in order; then fills slot i with `fill(i, out)`, which appends to the output.
-    /// The output is reserved at `capacity` bytes (a good guess saves a copy of it all).
+    /// once and in order, into `out`, with slot i filled by `fill(i)`: only the frame and one
+    /// part are ever in memory.
     pub(crate) fn render_with_slots(
         &self,
         name: &str,
         context: Value,
         slots: usize,
-        capacity: usize,
-        mut fill: impl FnMut(usize, &mut String) -> Result<()>,
-    ) -> Result<String> {
+        out: &mut dyn std::io::Write,
+        mut fill: impl FnMut(usize) -> Result<String>,
+    ) -> Result<()> {
         let frame = self.render_value(name, context)?;
-        let mut out = String::with_capacity(capacity.max(frame.len()));
-        let mut rest = frame.as_str();
+        // Every slot is checked before a byte is written.
+        let mut at = Vec::with_capacity(slots);
+        let mut from = 0;
         for i in 0..slots {
             let mark = slot(i);
-            let Some(at) = rest.find(&mark) else {
+            let Some(found) = frame[from..].find(&mark) else {
                 bail!(
                     "{name} must print each table once, in order, as it is (`| safe`): table {i} is missing"
                 );
             };
-            out.push_str(&rest[..at]);
-            fill(i, &mut out)?;
-            rest = &rest[at + mark.len()..];
+            at.push((from + found, mark.len()));
+            from += found + mark.len();
         }
-        if rest.contains("\u{0}registrish-slot-") {
+        if frame[from..].contains("\u{0}registrish-slot-") {
             bail!("{name} must print each table once, in order, as it is (`| safe`)");
         }
-        out.push_str(rest);
-        Ok(out)
+        let write = |out: &mut dyn std::io::Write, text: &str| {
+            out.write_all(text.as_bytes())
+                .context("cannot write the output")
+        };
+        let mut from = 0;
+        for (i, (start, len)) in at.into_iter().enumerate() {
+            write(out, &frame[from..start])?;
+            write(out, &fill(i)?)?;
+            from = start + len;
+        }
+        write(out, &frame[from..])
     }
 }
 

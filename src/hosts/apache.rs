@@ -14,6 +14,7 @@
 
 use super::{Ctx, Host, Site};
 use crate::address::{Listen, check_root_path, check_server_name};
+use crate::output::Outputs;
 
 use crate::media::MediaType;
 use crate::model::Registry;
@@ -187,8 +188,13 @@ impl Host for Apache {
         problems
     }
 
-    fn render(registry: &Registry, settings: &ApacheSettings, ctx: &Ctx) -> Result<Vec<String>> {
-        render(registry, settings, ctx).map(|t| vec![t])
+    fn render(
+        registry: &Registry,
+        settings: &ApacheSettings,
+        ctx: &Ctx,
+        out: &mut Outputs,
+    ) -> Result<()> {
+        out.put(0, &render(registry, settings, ctx)?)
     }
 }
 

@@ -19,6 +19,7 @@
 
 use super::{Ctx, Host};
 use crate::address::{Listen, check_root_path, check_server_name};
+use crate::output::Outputs;
 
 use crate::media::MediaType;
 use crate::model::{Registry, SymlinkKind};
@@ -95,8 +96,13 @@ impl Host for Caddy {
         })
     }
 
-    fn render(registry: &Registry, settings: &CaddySettings, ctx: &Ctx) -> Result<Vec<String>> {
-        render(registry, settings, ctx).map(|t| vec![t])
+    fn render(
+        registry: &Registry,
+        settings: &CaddySettings,
+        ctx: &Ctx,
+        out: &mut Outputs,
+    ) -> Result<()> {
+        out.put(0, &render(registry, settings, ctx)?)
     }
 }
 

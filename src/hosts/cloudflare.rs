@@ -14,6 +14,7 @@ use super::{Ctx, Host, Site};
 use crate::layout;
 use crate::media::{MAX_MANIFEST_BYTES, MediaType};
 use crate::model::Registry;
+use crate::output::Outputs;
 use crate::output::Shape;
 use crate::problem::{Kind, Problem};
 use crate::routes;
@@ -119,7 +120,7 @@ impl Host for Cloudflare {
         problems
     }
 
-    fn render(_registry: &Registry, private: &bool, ctx: &Ctx) -> Result<Vec<String>> {
+    fn render(_registry: &Registry, private: &bool, ctx: &Ctx, out: &mut Outputs) -> Result<()> {
         if *private && ctx.common.blobs_url.is_some() {
             anyhow::bail!(
                 "--private with --blobs-url: clients send no credentials to another origin, so the blobs there would be public"
@@ -146,7 +147,8 @@ impl Host for Cloudflare {
             "include": ["/*"],
             "exclude": [],
         }))? + "\n";
-        Ok(vec![worker, routes])
+        out.put(0, &worker)?;
+        out.put(1, &routes)
     }
 }
 

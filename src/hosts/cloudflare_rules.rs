@@ -20,6 +20,7 @@
 
 use super::{Ctx, Host, NoOptions};
 use crate::model::Registry;
+use crate::output::Outputs;
 use crate::output::Shape;
 use anyhow::Result;
 use serde_json::{Value, json};
@@ -99,10 +100,10 @@ impl Host for CloudflareRules {
         Ok(())
     }
 
-    fn render(_registry: &Registry, _: &(), _: &Ctx) -> Result<Vec<String>> {
+    fn render(_registry: &Registry, _: &(), _: &Ctx, out: &mut Outputs) -> Result<()> {
         let mut text = serde_json::to_string_pretty(&ruleset())?;
         text.push('\n');
-        Ok(vec![text])
+        out.put(0, &text)
     }
 }
 

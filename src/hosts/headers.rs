@@ -9,6 +9,7 @@
 
 use super::{Ctx, Host, NoOptions};
 use crate::model::Registry;
+use crate::output::Outputs;
 use crate::output::Shape;
 use crate::routes::{self, Cache};
 use anyhow::Result;
@@ -48,7 +49,7 @@ impl Host for Headers {
         Ok(())
     }
 
-    fn render(registry: &Registry, _: &(), ctx: &Ctx) -> Result<Vec<String>> {
+    fn render(registry: &Registry, _: &(), ctx: &Ctx, output: &mut Outputs) -> Result<()> {
         let (tag_cache, immutable_cache) = (ctx.common.tag_cache(), ctx.common.immutable_cache());
         let routes = routes::all(registry);
         // An entry is under 400 bytes: reserved once, the text is not copied as it grows.
@@ -89,6 +90,6 @@ impl Host for Headers {
             out.push_str(",\"Docker-Distribution-API-Version\":\"registry/2.0\"},\"status\":200}");
         }
         out.push_str("\n}\n");
-        Ok(vec![out])
+        output.put(0, &out)
     }
 }

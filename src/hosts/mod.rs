@@ -23,7 +23,7 @@ pub(crate) mod upload;
 
 use crate::address::BlobsUrl;
 use crate::model::Registry;
-use crate::output::Shape;
+use crate::output::{Outputs, Shape};
 use crate::problem::Problem;
 use crate::scan;
 use crate::settings::Common;
@@ -116,8 +116,14 @@ pub(crate) trait Host: 'static {
         Vec::new()
     }
 
-    /// The output files' contents, one per file of [`Host::OUTPUT`].
-    fn render(registry: &Registry, settings: &Self::Settings, ctx: &Ctx) -> Result<Vec<String>>;
+    /// Writes the output files, one per file of [`Host::OUTPUT`] in its order, into `out` as
+    /// they are made (nothing is shown or moved into place until the command commits them).
+    fn render(
+        registry: &Registry,
+        settings: &Self::Settings,
+        ctx: &Ctx,
+        out: &mut Outputs,
+    ) -> Result<()>;
 }
 
 /// A host behind a pointer: what the command line, `check` and the settings

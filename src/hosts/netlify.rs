@@ -13,6 +13,7 @@
 use super::{Ctx, Host, NoOptions, Site};
 use crate::layout::ERRORS_DIR;
 use crate::model::{Registry, Repository};
+use crate::output::Outputs;
 use crate::output::Shape;
 use crate::problem::{Kind, Problem};
 use crate::routes;
@@ -71,8 +72,8 @@ impl Host for Netlify {
         problems
     }
 
-    fn render(registry: &Registry, _: &(), ctx: &Ctx) -> Result<Vec<String>> {
-        render(registry, ctx)
+    fn render(registry: &Registry, _: &(), ctx: &Ctx, out: &mut Outputs) -> Result<()> {
+        render(registry, ctx, out)
     }
 }
 
@@ -115,7 +116,7 @@ fn rules<'a>(registry: &'a Registry, blobs_here: bool) -> impl Iterator<Item = V
     })
 }
 
-fn render(registry: &Registry, ctx: &Ctx) -> Result<Vec<String>> {
+fn render(registry: &Registry, ctx: &Ctx, out: &mut Outputs) -> Result<()> {
     let blobs_here = ctx.common.blobs_url.is_none();
     let rule_count: usize = registry
         .repositories
@@ -180,21 +181,11 @@ fn render(registry: &Registry, ctx: &Ctx) -> Result<Vec<String>> {
         "repositories": repositories,
     }));
     let mut table = rules(registry, blobs_here);
-    let headers = ctx.templates.render_with_slots(
-        "netlify_headers.tera",
-        context,
-        parts,
-        // A rule is under 320 bytes (a tag of 128 characters in a long name aside): reserved
-        // once, the text is not copied as it grows.
-        rule_count * 320 + 64 * 1024,
-        |_, out| {
+    ctx.templates
+        .render_with_slots("netlify_headers.tera", context, parts, out.file(0), |_| {
             let rules: Vec<Value> = table.by_ref().take(RULES_PER_PART).collect();
-            out.push_str(
-                &ctx.templates
-                    .render_value("netlify_rules.tera", caches(json!({ "rules": rules })))?,
-            );
-            Ok(())
-        },
-    )?;
-    Ok(vec![headers, redirects])
+            ctx.templates
+                .render_value("netlify_rules.tera", caches(json!({ "rules": rules })))
+        })?;
+    out.put(1, &redirects)
 }

@@ -9,6 +9,7 @@
 
 use super::{Ctx, Host};
 use crate::address::{Listen, check_root_path, check_server_name};
+use crate::output::Outputs;
 
 use crate::layout;
 use crate::media::MediaType;
@@ -134,8 +135,13 @@ impl Host for Nginx {
         })
     }
 
-    fn render(registry: &Registry, settings: &NginxSettings, ctx: &Ctx) -> Result<Vec<String>> {
-        render(registry, settings, ctx).map(|t| vec![t])
+    fn render(
+        registry: &Registry,
+        settings: &NginxSettings,
+        ctx: &Ctx,
+        out: &mut Outputs,
+    ) -> Result<()> {
+        render(registry, settings, ctx, out)
     }
 }
 
@@ -216,21 +222,23 @@ fn entry(route: &routes::ManifestRoute, path: &str) -> String {
     }
 }
 
-fn render(registry: &Registry, settings: &NginxSettings, ctx: &Ctx) -> Result<String> {
+fn render(
+    registry: &Registry,
+    settings: &NginxSettings,
+    ctx: &Ctx,
+    out: &mut Outputs,
+) -> Result<()> {
     // First the table's size (for the split and the hash sizes), then the rows map by map,
     // each rendered through nginx_map.tera straight into the output: at 2,000,000 rows, the
     // rows held as template values cost more than the whole scan (issue 16).
     let mut plain = 0;
-    let mut bytes = 0;
     let mut longest = 0;
     let mut case_sensitive = Vec::new();
     for row in rows(registry) {
         match row {
-            Row::Plain(route, path) => {
+            Row::Plain(_, path) => {
                 plain += 1;
                 longest = longest.max(path.len());
-                // "\n    PATH CODE[DIGEST];"
-                bytes += path.len() + 8 + if route.tag().is_some() { 71 } else { 0 };
             }
             Row::CaseSensitive(route, path) => case_sensitive.push(Value::String(format!(
                 "\"~^{}$\" {}{}",
@@ -269,20 +277,12 @@ fn render(registry: &Registry, settings: &NginxSettings, ctx: &Ctx) -> Result<St
         Row::Plain(route, path) => Some(entry(&route, &path)),
         Row::CaseSensitive(..) => None,
     });
-    ctx.templates.render_with_slots(
-        "nginx.conf.tera",
-        context,
-        sizes.len(),
-        bytes + 64 * 1024,
-        |i, out| {
+    ctx.templates
+        .render_with_slots("nginx.conf.tera", context, sizes.len(), out.file(0), |i| {
             let entries: Vec<Value> = table.by_ref().take(sizes[i]).map(Value::String).collect();
-            out.push_str(
-                &ctx.templates
-                    .render_value("nginx_map.tera", json!({ "entries": entries }))?,
-            );
-            Ok(())
-        },
-    )
+            ctx.templates
+                .render_value("nginx_map.tera", json!({ "entries": entries }))
+        })
 }
 
 #[cfg(test)]

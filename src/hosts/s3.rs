@@ -16,6 +16,7 @@
 use super::upload::{self, Phase};
 use super::{Ctx, Host};
 use crate::model::Registry;
+use crate::output::Outputs;
 use crate::output::Shape;
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
@@ -104,7 +105,12 @@ impl Host for S3 {
         })
     }
 
-    fn render(registry: &Registry, settings: &S3Settings, ctx: &Ctx) -> Result<Vec<String>> {
+    fn render(
+        registry: &Registry,
+        settings: &S3Settings,
+        ctx: &Ctx,
+        out: &mut Outputs,
+    ) -> Result<()> {
         let store = serde_json::json!({
             "bucket": settings.bucket,
             "prefix": settings.prefix,
@@ -127,7 +133,7 @@ impl Host for S3 {
                 ]
             },
         )?;
-        Ok(vec![text])
+        out.put(0, &text)
     }
 }
 

@@ -11,6 +11,7 @@
 use super::upload::{self, Phase};
 use super::{Ctx, Host};
 use crate::model::Registry;
+use crate::output::Outputs;
 use crate::output::Shape;
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
@@ -69,7 +70,8 @@ impl Host for Storj {
         registry: &Registry,
         (bucket, delete): &(String, Option<upload::DeleteMode>),
         ctx: &Ctx,
-    ) -> Result<Vec<String>> {
+        out: &mut Outputs,
+    ) -> Result<()> {
         let store = json!({ "bucket": bucket });
         let text = upload::render_script(
             registry,
@@ -80,7 +82,7 @@ impl Host for Storj {
             *delete,
             |p: &Phase| vec!["--metadata".into(), metadata(p)],
         )?;
-        Ok(vec![text])
+        out.put(0, &text)
     }
 }
 
