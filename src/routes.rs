@@ -114,57 +114,99 @@ pub(crate) struct Route {
 /// Every path a host must answer with 200: `/v2/`, the catalog, each
 /// `tags/list`, every manifest by tag and by digest and every blob, sorted by
 /// path. Lists are sized by the bytes `prepare` writes for them.
-pub(crate) fn all(registry: &Registry) -> Vec<Route> {
-    let mut out = Vec::new();
-    for (file, bytes) in generated_files(registry) {
-        // Error bodies and the empty referrers index answer misses, not a path of their own;
-        // fallback tags and their digest files are manifests, listed with the others below.
-        if file.starts_with(&format!("{}/{}/", layout::V2, layout::ERRORS_DIR))
-            || file == layout::empty_referrers_file()
-            || file.contains("/manifests/")
+///
+/// Made a few repositories at a time: a repository's paths sort among those of the
+/// repositories nested under it (`/v2/a/` begins `/v2/a/b/...`), and apart from every other's
+/// (`a/` and `a-b/` differ before any path goes on), so only a repository and the ones nested
+/// in it are ever held and sorted together. The whole list at once was half a gigabyte at a
+/// million tags (issue 16).
+pub(crate) fn all(registry: &Registry) -> impl Iterator<Item = Route> + '_ {
+    // Each group's key is what its paths begin with after `/v2/`: `<name>/` for a repository,
+    // `_catalog` for the catalog, nothing for `/v2/` itself.
+    let mut keys: Vec<(String, Option<&Repository>)> = registry
+        .repositories
+        .values()
+        .map(|r| (format!("{}/", r.name), Some(r)))
+        .collect();
+    keys.push((String::new(), None));
+    keys.push(("_catalog".to_string(), None));
+    keys.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut next = 0;
+    std::iter::from_fn(move || {
+        let (key, repo) = keys.get(next)?;
+        let mut group = Vec::new();
+        let Some(repo) = repo else {
+            next += 1;
+            let (file, bytes) = if key.is_empty() {
+                (layout::index_file(), layout::INDEX_BODY.len())
+            } else {
+                (layout::catalog_file(), catalog_body(registry).len())
+            };
+            group.push(json_route(&file, bytes));
+            return Some(group);
+        };
+        repo_routes(repo, &mut group);
+        next += 1;
+        while let Some((nested, Some(r))) = keys.get(next)
+            && nested.starts_with(key.as_str())
         {
-            continue;
+            repo_routes(r, &mut group);
+            next += 1;
         }
-        let path = layout::request_path(&file);
-        let content_type = if is_referrers_file(&file) {
+        group.sort_by(|a, b| a.path.cmp(&b.path));
+        Some(group)
+    })
+    .flatten()
+}
+
+/// A generated file's route: the lists, `/v2/` and referrers indexes.
+fn json_route(file: &str, size: usize) -> Route {
+    let path = layout::request_path(file);
+    Route {
+        cache: if path == "/v2/" {
+            Cache::None
+        } else {
+            Cache::Mutable
+        },
+        content_type: if is_referrers_file(file) {
             MediaType::OciIndex.as_str()
         } else {
             JSON
-        };
+        },
+        path,
+        digest: None,
+        size: Some(size as u64),
+    }
+}
+
+/// One repository's routes, unsorted.
+fn repo_routes(repo: &Repository, out: &mut Vec<Route>) {
+    let mut files = Vec::new();
+    repo_files(repo, &mut files);
+    for (file, bytes) in files {
+        // Fallback tags and their digest files are manifests, listed with the others below.
+        if !file.contains("/manifests/") {
+            out.push(json_route(&file, bytes.len()));
+        }
+    }
+    for m in manifests(repo) {
         out.push(Route {
-            cache: if path == "/v2/" {
-                Cache::None
-            } else {
-                Cache::Mutable
-            },
-            path,
-            content_type,
-            digest: None,
-            size: Some(bytes.len() as u64),
+            path: m.path(),
+            content_type: m.media_type.as_str(),
+            digest: Some(*m.digest),
+            size: Some(m.size),
+            cache: m.cache(),
         });
     }
-    for repo in registry.repositories.values() {
-        for m in manifests(repo) {
-            out.push(Route {
-                path: m.path(),
-                content_type: m.media_type.as_str(),
-                digest: Some(*m.digest),
-                size: Some(m.size),
-                cache: m.cache(),
-            });
-        }
-        for (path, digest, size) in blobs(repo) {
-            out.push(Route {
-                path,
-                content_type: OCTET_STREAM,
-                digest: Some(*digest),
-                size,
-                cache: Cache::Immutable,
-            });
-        }
+    for (path, digest, size) in blobs(repo) {
+        out.push(Route {
+            path,
+            content_type: OCTET_STREAM,
+            digest: Some(*digest),
+            size,
+            cache: Cache::Immutable,
+        });
     }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    out
 }
 
 /// Every file, relative to TREE, that a host serving the blobs from another origin must hold:
@@ -252,30 +294,10 @@ pub(crate) fn referrers_indexes(repo: &Repository) -> std::collections::BTreeMap
 /// prepare's, the fallback tag `sha256-<hex>` and its digest file.
 pub(crate) fn generated_files(registry: &Registry) -> Vec<(String, Vec<u8>)> {
     let mut files = Vec::new();
-    for (name, repo) in &registry.repositories {
-        for (subject, r) in &repo.referrers {
-            files.push((layout::referrers_file(name, subject), r.bytes.to_vec()));
-            if r.fallback {
-                let tag = layout::fallback_tag(subject);
-                // The digest file first: a pull that reads the tag finds what it names.
-                files.push((layout::manifest_file(name, &r.digest), r.bytes.to_vec()));
-                files.push((layout::manifest_file(name, &tag), r.bytes.to_vec()));
-            }
-        }
-        if repo.tags.is_empty() {
-            continue;
-        }
-        let tags: Vec<&Tag> = repo.tags.keys().collect();
-        let body = serde_json::json!({"name": name, "tags": tags});
-        files.push((layout::tags_list_file(name), body.to_string().into_bytes()));
+    for repo in registry.repositories.values() {
+        repo_files(repo, &mut files);
     }
-    let names: Vec<&Name> = registry.repositories.keys().collect();
-    files.push((
-        layout::catalog_file(),
-        serde_json::json!({"repositories": names})
-            .to_string()
-            .into_bytes(),
-    ));
+    files.push((layout::catalog_file(), catalog_body(registry)));
     files.push((layout::index_file(), layout::INDEX_BODY.to_vec()));
     files.push((
         layout::empty_referrers_file(),
@@ -285,6 +307,34 @@ pub(crate) fn generated_files(registry: &Registry) -> Vec<(String, Vec<u8>)> {
         files.push((layout::error_file(code), code.body().into_bytes()));
     }
     files
+}
+
+/// The catalog's bytes.
+fn catalog_body(registry: &Registry) -> Vec<u8> {
+    let names: Vec<&Name> = registry.repositories.keys().collect();
+    serde_json::json!({"repositories": names})
+        .to_string()
+        .into_bytes()
+}
+
+/// The files `prepare` owns in one repository (see [`generated_files`]).
+fn repo_files(repo: &Repository, files: &mut Vec<(String, Vec<u8>)>) {
+    let name = &repo.name;
+    for (subject, r) in &repo.referrers {
+        files.push((layout::referrers_file(name, subject), r.bytes.to_vec()));
+        if r.fallback {
+            let tag = layout::fallback_tag(subject);
+            // The digest file first: a pull that reads the tag finds what it names.
+            files.push((layout::manifest_file(name, &r.digest), r.bytes.to_vec()));
+            files.push((layout::manifest_file(name, &tag), r.bytes.to_vec()));
+        }
+    }
+    if repo.tags.is_empty() {
+        return;
+    }
+    let tags: Vec<&Tag> = repo.tags.keys().collect();
+    let body = serde_json::json!({"name": name, "tags": tags});
+    files.push((layout::tags_list_file(name), body.to_string().into_bytes()));
 }
 
 /// Digest files prepare would create: (source manifest, destination), relative to TREE.

@@ -3,8 +3,8 @@
 //! rules, another static host). Asked for on skopeo's tracker as "a JSON of
 //! the headers each file needs".
 //!
-//! Written entry by entry from the routes (no JSON value of the whole
-//! registry is built), keys sorted, headers in canonical capitalisation and
+//! Written entry by entry from the routes as they are made (no JSON value of the whole
+//! registry, nor the whole text, is held), keys sorted, headers in canonical capitalisation and
 //! sorted: `{"/v2/": {"status": 200, "headers": {...}}, ...}`.
 
 use super::{Ctx, Host, NoOptions};
@@ -51,17 +51,20 @@ impl Host for Headers {
 
     fn render(registry: &Registry, _: &(), ctx: &Ctx, output: &mut Outputs) -> Result<()> {
         let (tag_cache, immutable_cache) = (ctx.common.tag_cache(), ctx.common.immutable_cache());
-        let routes = routes::all(registry);
-        // An entry is under 400 bytes: reserved once, the text is not copied as it grows.
-        let mut out = String::with_capacity(routes.len() * 400);
+        // Written out every megabyte: the whole text was half a gigabyte at a million tags.
+        let mut out = String::with_capacity(1 << 21);
         let quoted = |out: &mut String, s: &str| -> Result<()> {
             out.push_str(&serde_json::to_string(s)?);
             Ok(())
         };
         out.push('{');
-        for (i, route) in routes.iter().enumerate() {
+        for (i, route) in routes::all(registry).enumerate() {
             if i > 0 {
                 out.push(',');
+            }
+            if out.len() > 1 << 20 {
+                output.put(0, &out)?;
+                out.clear();
             }
             out.push_str("\n  ");
             quoted(&mut out, &route.path)?;
