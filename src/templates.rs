@@ -53,6 +53,10 @@ pub(crate) const BUILTIN: &[(&str, &str)] = &[
         "caddyfile.tera",
         include_str!("../templates/caddyfile.tera"),
     ),
+    (
+        "caddy_map.tera",
+        include_str!("../templates/caddy_map.tera"),
+    ),
     ("s3.sh.tera", include_str!("../templates/s3.sh.tera")),
     ("storj.sh.tera", include_str!("../templates/storj.sh.tera")),
     (

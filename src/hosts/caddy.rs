@@ -60,7 +60,7 @@ impl Host for Caddy {
     const NAME: &'static str = "caddy";
     const ABOUT: &'static str = "Render a Caddyfile site block.";
     const TITLE: &'static str = "Caddy";
-    const TEMPLATES: &'static [&'static str] = &["caddyfile.tera"];
+    const TEMPLATES: &'static [&'static str] = &["caddyfile.tera", "caddy_map.tera"];
     const OUTPUT: Shape = Shape::Stdout;
     const OUTPUT_HELP: &'static str = "Write to FILE atomically instead of standard output.";
     const EXAMPLES: &'static [crate::cli::Example] = &[
@@ -102,7 +102,7 @@ impl Host for Caddy {
         ctx: &Ctx,
         out: &mut Outputs,
     ) -> Result<()> {
-        out.put(0, &render(registry, settings, ctx)?)
+        render(registry, settings, ctx, out)
     }
 }
 
@@ -153,25 +153,28 @@ fn refused_symlinks(registry: &Registry) -> (Vec<String>, Vec<String>) {
     (files, dirs)
 }
 
-fn render(registry: &Registry, settings: &CaddySettings, ctx: &Ctx) -> Result<String> {
+fn render(
+    registry: &Registry,
+    settings: &CaddySettings,
+    ctx: &Ctx,
+    out: &mut Outputs,
+) -> Result<()> {
     let (site_address, bind) = settings.addresses()?;
-    // One string per entry, as for nginx: `PATH CODEsha256:HEX`.
-    let mut manifests = Vec::with_capacity(registry.manifest_count() + registry.tag_count());
+    // One string per entry, as for nginx: `PATH CODEsha256:HEX`, made a part at a time as the
+    // rows are rendered (all of them as template values cost more than the model; issue 16).
     // Refused by path below: not in the table either.
     let symlinked = registry.facts.symlinked();
-    for repo in registry.repositories.values() {
-        for route in routes::manifests(repo) {
-            let path = route.path();
-            if symlinked.contains(&path[1..]) {
-                continue;
-            }
-            manifests.push(Value::String(format!(
-                "{path} {}{}",
-                route.media_type.code(),
-                route.digest
-            )));
-        }
-    }
+    let rows = || {
+        registry.repositories.values().flat_map(|repo| {
+            routes::manifests(repo).filter_map(|route| {
+                let path = route.path();
+                (!symlinked.contains(&path[1..]))
+                    .then(|| format!("{path} {}{}", route.media_type.code(), route.digest))
+            })
+        })
+    };
+    let row_count = rows().count();
+    let parts = row_count.div_ceil(ROWS_PER_PART);
     let (refused_files, refused_dirs) = refused_symlinks(registry);
     let context = json!({
         "site_address": site_address,
@@ -189,14 +192,27 @@ fn render(registry: &Registry, settings: &CaddySettings, ctx: &Ctx) -> Result<St
         "media_types": MediaType::ALL.iter().map(|t| [t.code().to_string(), t.as_str().to_string()]).collect::<Vec<_>>(),
         "repositories": registry.repositories.keys().collect::<Vec<_>>(),
         "repository_count": registry.repositories.len(),
-        "manifest_path_count": manifests.len(),
-        "manifests": Value::Array(manifests),
+        "manifest_path_count": row_count,
+        "manifests": (0..parts).map(crate::templates::slot).collect::<Vec<_>>(),
         "refused_files": refused_files,
         "refused_dirs": refused_dirs,
         "errors": crate::layout::error_bodies(),
     });
-    ctx.templates.render_value("caddyfile.tera", context)
+    let mut table = rows();
+    ctx.templates
+        .render_with_slots("caddyfile.tera", context, parts, out.file(0), |_| {
+            let entries: Vec<Value> = table
+                .by_ref()
+                .take(ROWS_PER_PART)
+                .map(Value::String)
+                .collect();
+            ctx.templates
+                .render_value("caddy_map.tera", json!({ "entries": entries }))
+        })
 }
+
+/// Rows rendered at a time.
+const ROWS_PER_PART: usize = 65_536;
 
 #[cfg(test)]
 mod tests {
