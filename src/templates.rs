@@ -63,6 +63,10 @@ pub(crate) const BUILTIN: &[(&str, &str)] = &[
         "upload_plan.sh.tera",
         include_str!("../templates/upload_plan.sh.tera"),
     ),
+    (
+        "upload_plan_rows.tera",
+        include_str!("../templates/upload_plan_rows.tera"),
+    ),
 ];
 
 pub(crate) struct Templates {

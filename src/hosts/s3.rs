@@ -67,7 +67,8 @@ impl Host for S3 {
     const NAME: &'static str = "s3";
     const ABOUT: &'static str = "Render an AWS CLI upload script for S3 and S3-compatible stores (R2, MinIO, Storj's gateway).";
     const TITLE: &'static str = "S3";
-    const TEMPLATES: &'static [&'static str] = &["s3.sh.tera", "upload_plan.sh.tera"];
+    const TEMPLATES: &'static [&'static str] =
+        &["s3.sh.tera", "upload_plan.sh.tera", "upload_plan_rows.tera"];
     const OUTPUT: Shape = Shape::Stdout;
     const OUTPUT_HELP: &'static str = "Write to FILE atomically instead of standard output.";
     const EXAMPLES: &'static [crate::cli::Example] = &[
@@ -117,7 +118,7 @@ impl Host for S3 {
             "endpoint": settings.endpoint,
             "index_cache_control": ctx.common.tag_cache(),
         });
-        let text = upload::render_script(
+        upload::render_script(
             registry,
             ctx.templates,
             "s3.sh.tera",
@@ -132,8 +133,8 @@ impl Host for S3 {
                     p.cache_control(ctx.common),
                 ]
             },
-        )?;
-        out.put(0, &text)
+            out.file(0),
+        )
     }
 }
 

@@ -37,7 +37,11 @@ impl Host for Storj {
     const NAME: &'static str = "storj";
     const ABOUT: &'static str = "Render an `uplink` upload script for Storj.";
     const TITLE: &'static str = "Storj";
-    const TEMPLATES: &'static [&'static str] = &["storj.sh.tera", "upload_plan.sh.tera"];
+    const TEMPLATES: &'static [&'static str] = &[
+        "storj.sh.tera",
+        "upload_plan.sh.tera",
+        "upload_plan_rows.tera",
+    ];
     const OUTPUT: Shape = Shape::Stdout;
     const OUTPUT_HELP: &'static str = "Write to FILE atomically instead of standard output.";
     const EXAMPLES: &'static [crate::cli::Example] = &[
@@ -73,7 +77,7 @@ impl Host for Storj {
         out: &mut Outputs,
     ) -> Result<()> {
         let store = json!({ "bucket": bucket });
-        let text = upload::render_script(
+        upload::render_script(
             registry,
             ctx.templates,
             "storj.sh.tera",
@@ -81,8 +85,8 @@ impl Host for Storj {
             false,
             *delete,
             |p: &Phase| vec!["--metadata".into(), metadata(p)],
-        )?;
-        out.put(0, &text)
+            out.file(0),
+        )
     }
 }
 

@@ -246,7 +246,8 @@ pub(crate) fn render_script(
     only_blobs: bool,
     delete: Option<DeleteMode>,
     upload_args: impl Fn(&Phase) -> Vec<String>,
-) -> Result<String> {
+    out: &mut dyn std::io::Write,
+) -> Result<()> {
     if only_blobs && delete.is_some() {
         bail!(
             "--delete with --only blobs: a blob origin is pruned after the site that points at it is deployed; run the full script's --delete, or delete blobs by hand"
@@ -272,7 +273,6 @@ pub(crate) fn render_script(
                 "title": format!("{} ({})", p.title, p.content_type),
                 "mode": if p.content_addressed { "new" } else { "all" },
                 "args": upload_args(p),
-                "paths": p.paths,
             })
         })
         .collect();
@@ -287,9 +287,23 @@ pub(crate) fn render_script(
         "delete": delete.map(DeleteMode::as_str),
         "object_count": plan.object_count(),
         "phases": phases,
+        "plan": (0..plan.object_count().div_ceil(ROWS_PER_PART)).map(crate::templates::slot).collect::<Vec<_>>(),
     });
-    templates.render_value(template, context)
+    // Rows made a part at a time: every path as a template value cost more than the model.
+    let mut rows = plan
+        .phases
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| p.paths.iter().map(move |path| json!([i + 1, path])));
+    let parts = plan.object_count().div_ceil(ROWS_PER_PART);
+    templates.render_with_slots(template, context, parts, out, |_| {
+        let rows: Vec<Value> = rows.by_ref().take(ROWS_PER_PART).collect();
+        templates.render_value("upload_plan_rows.tera", json!({ "rows": rows }))
+    })
 }
+
+/// Plan rows rendered at a time.
+const ROWS_PER_PART: usize = 65_536;
 
 #[cfg(test)]
 mod tests {
