@@ -121,10 +121,12 @@ impl Host for S3 {
         upload::render_script(
             registry,
             ctx.templates,
-            "s3.sh.tera",
-            store,
-            settings.only_blobs,
-            settings.delete,
+            upload::Script {
+                template: "s3.sh.tera",
+                store,
+                only_blobs: settings.only_blobs,
+                delete: settings.delete,
+            },
             |p: &Phase| {
                 vec![
                     "--content-type".into(),

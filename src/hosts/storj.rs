@@ -80,10 +80,12 @@ impl Host for Storj {
         upload::render_script(
             registry,
             ctx.templates,
-            "storj.sh.tera",
-            store,
-            false,
-            *delete,
+            upload::Script {
+                template: "storj.sh.tera",
+                store,
+                only_blobs: false,
+                delete: *delete,
+            },
             |p: &Phase| vec!["--metadata".into(), metadata(p)],
             out.file(0),
         )

@@ -233,6 +233,14 @@ fn levels(repo: &Repository) -> Result<HashMap<&Digest, usize>> {
     Ok(done)
 }
 
+/// What a store's script is made of, besides the plan (see [`render_script`]).
+pub(crate) struct Script<'a> {
+    pub template: &'a str,
+    pub store: Value,
+    pub only_blobs: bool,
+    pub delete: Option<DeleteMode>,
+}
+
 /// Renders a store's script: `template` defines the store's commands and
 /// includes the shared driver; `store` is its own settings (bucket, ...);
 /// `upload_args` gives each phase's options for the store's upload command
@@ -241,13 +249,16 @@ fn levels(repo: &Repository) -> Result<HashMap<&Digest, usize>> {
 pub(crate) fn render_script(
     registry: &Registry,
     templates: &Templates,
-    template: &str,
-    store: Value,
-    only_blobs: bool,
-    delete: Option<DeleteMode>,
+    script: Script,
     upload_args: impl Fn(&Phase) -> Vec<String>,
     out: &mut dyn std::io::Write,
 ) -> Result<()> {
+    let Script {
+        template,
+        store,
+        only_blobs,
+        delete,
+    } = script;
     if only_blobs && delete.is_some() {
         bail!(
             "--delete with --only blobs: a blob origin is pruned after the site that points at it is deployed; run the full script's --delete, or delete blobs by hand"
