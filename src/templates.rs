@@ -50,6 +50,10 @@ pub(crate) const BUILTIN: &[(&str, &str)] = &[
         include_str!("../templates/apache_vhost.tera"),
     ),
     (
+        "apache_rules.tera",
+        include_str!("../templates/apache_rules.tera"),
+    ),
+    (
         "caddyfile.tera",
         include_str!("../templates/caddyfile.tera"),
     ),

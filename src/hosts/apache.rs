@@ -71,7 +71,11 @@ impl Host for Apache {
     const ABOUT: &'static str =
         "Render Apache `.htaccess` content (or a vhost snippet with --vhost).";
     const TITLE: &'static str = "Apache";
-    const TEMPLATES: &'static [&'static str] = &["apache_htaccess.tera", "apache_vhost.tera"];
+    const TEMPLATES: &'static [&'static str] = &[
+        "apache_htaccess.tera",
+        "apache_vhost.tera",
+        "apache_rules.tera",
+    ];
     const OUTPUT: Shape = Shape::Stdout;
     const OUTPUT_HELP: &'static str = "Write to FILE atomically instead of standard output.";
     const EXAMPLES: &'static [crate::cli::Example] = &[
@@ -194,7 +198,7 @@ impl Host for Apache {
         ctx: &Ctx,
         out: &mut Outputs,
     ) -> Result<()> {
-        out.put(0, &render(registry, settings, ctx)?)
+        render(registry, settings, ctx, out)
     }
 }
 
@@ -212,8 +216,9 @@ enum Rule {
         pivot: String,
         skip: usize,
     },
-    /// A chunk of one repository's table; a hit skips to the end of the tree.
-    Leaf { name: String, table: String },
+    /// A chunk of one repository's table (indexes into [`Table`]); a hit skips to the end
+    /// of the tree.
+    Leaf { repo: usize, chunk: usize },
     /// A miss falls here: skip to the end of the tree.
     Jump,
 }
@@ -264,8 +269,34 @@ fn tree(
     tree(rules, keys, var, leaf, mid, hi);
 }
 
-/// The manifest table as template values: one object per rewrite rule.
-fn table_rules(registry: &Registry) -> Result<Vec<Value>> {
+/// The manifest table's rewrite rules; each repository's chunks are held once, and the rules
+/// become template values a part at a time as they are rendered (issue 16).
+struct Table {
+    names: Vec<String>,
+    chunks: Vec<Vec<(String, String)>>,
+    rules: Vec<Rule>,
+}
+
+impl Table {
+    /// Rule `i` as the template takes it.
+    fn value(&self, i: usize) -> Value {
+        let n = self.rules.len();
+        match &self.rules[i] {
+            Rule::Pivot { var, pivot, skip } => json!({"var": var, "pivot": pivot, "skip": skip}),
+            Rule::Leaf { repo, chunk } => json!({
+                "name": self.names[*repo],
+                "table": self.chunks[*repo][*chunk].1,
+                "skip": n - i - 1,
+            }),
+            Rule::Jump => json!({"skip": n - i - 1}),
+        }
+    }
+}
+
+/// Rewrite rules rendered at a time.
+const RULES_PER_PART: usize = 4096;
+
+fn table_rules(registry: &Registry) -> Result<Table> {
     // A repository of blobs alone has no manifest path to look up.
     let mut names: Vec<&crate::grammar::Name> = registry
         .repositories
@@ -289,17 +320,14 @@ fn table_rules(registry: &Registry) -> Result<Vec<Value>> {
         }
         per_repo.push(chunks(&mut entries));
     }
+    let repo_keys: Vec<String> = names.iter().map(|n| n.to_string()).collect();
     let mut rules = Vec::new();
     if !names.is_empty() {
-        let repo_keys: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut repo_leaf = |rules: &mut Vec<Rule>, i: usize| {
             let chunks = &per_repo[i];
             let chunk_keys: Vec<String> = chunks.iter().map(|(first, _)| first.clone()).collect();
             let mut chunk_leaf = |rules: &mut Vec<Rule>, j: usize| {
-                rules.push(Rule::Leaf {
-                    name: repo_keys[i].clone(),
-                    table: chunks[j].1.clone(),
-                });
+                rules.push(Rule::Leaf { repo: i, chunk: j });
                 rules.push(Rule::Jump);
             };
             tree(
@@ -320,19 +348,21 @@ fn table_rules(registry: &Registry) -> Result<Vec<Value>> {
             names.len(),
         );
     }
-    let n = rules.len();
-    Ok(rules
-        .into_iter()
-        .enumerate()
-        .map(|(i, rule)| match rule {
-            Rule::Pivot { var, pivot, skip } => json!({"var": var, "pivot": pivot, "skip": skip}),
-            Rule::Leaf { name, table } => json!({"name": name, "table": table, "skip": n - i - 1}),
-            Rule::Jump => json!({"skip": n - i - 1}),
-        })
-        .collect())
+    Ok(Table {
+        names: repo_keys,
+        chunks: per_repo,
+        rules,
+    })
 }
 
-fn render(registry: &Registry, settings: &ApacheSettings, ctx: &Ctx) -> Result<String> {
+fn render(
+    registry: &Registry,
+    settings: &ApacheSettings,
+    ctx: &Ctx,
+    out: &mut Outputs,
+) -> Result<()> {
+    let table = table_rules(registry)?;
+    let parts = table.rules.len().div_ceil(RULES_PER_PART);
     let listen = settings.listen.as_deref().map(Listen::parse).transpose()?;
     let vhost_address = listen
         .as_ref()
@@ -357,14 +387,20 @@ fn render(registry: &Registry, settings: &ApacheSettings, ctx: &Ctx) -> Result<S
         "media_types": MediaType::ALL.iter().map(|t| [t.code().to_string(), t.as_str().to_string()]).collect::<Vec<_>>(),
         "repository_count": registry.repositories.len(),
         "manifest_path_count": registry.manifest_count() + registry.tag_count(),
-        "rules": table_rules(registry)?,
+        "rules": (0..parts).map(crate::templates::slot).collect::<Vec<_>>(),
     });
     let template = if settings.vhost {
         "apache_vhost.tera"
     } else {
         "apache_htaccess.tera"
     };
-    ctx.templates.render_value(template, context)
+    ctx.templates
+        .render_with_slots(template, context, parts, out.file(0), |i| {
+            let end = table.rules.len().min((i + 1) * RULES_PER_PART);
+            let rules: Vec<Value> = (i * RULES_PER_PART..end).map(|r| table.value(r)).collect();
+            ctx.templates
+                .render_value("apache_rules.tera", json!({ "rules": rules }))
+        })
 }
 
 #[cfg(test)]
@@ -452,7 +488,8 @@ mod tests {
                 .insert(Digest::parse(&format!("sha256:{:064x}", 7)).unwrap(), None);
             registry.repositories.insert(name, repo);
         }
-        let rules = table_rules(&registry).unwrap();
+        let table = table_rules(&registry).unwrap();
+        let rules: Vec<Value> = (0..table.rules.len()).map(|i| table.value(i)).collect();
         let leaves: Vec<&Value> = rules.iter().filter(|r| r.get("table").is_some()).collect();
         let entries: usize = leaves
             .iter()
@@ -464,7 +501,7 @@ mod tests {
         for (i, r) in rules.iter().enumerate() {
             assert!(i + (r["skip"].as_u64().unwrap() as usize) < rules.len());
         }
-        assert!(table_rules(&Registry::default()).unwrap().is_empty());
+        assert!(table_rules(&Registry::default()).unwrap().rules.is_empty());
     }
 
     #[test]
