@@ -886,8 +886,9 @@ pub fn render(spec: &ModelSpec) {
     }
 }
 
-/// The `map $uri` table holds one row per manifest route nginx serves (every route but the
-/// symlinked), keyed by its exact path, with its type code (and digest, for tags).
+/// nginx's tables hold each manifest route nginx serves once (every route but the
+/// symlinked): in a `map $uri` row keyed by its exact path, or as `;REF=` in its repository's
+/// table, with its type code (and digest, for tags).
 fn check_nginx_table(registry: &Registry, printed: &[Print]) {
     let symlinked = registry.facts.symlinked();
     let mut expected: BTreeMap<String, String> = BTreeMap::new();
@@ -918,6 +919,26 @@ fn check_nginx_table(registry: &Registry, printed: &[Print]) {
             found.insert(path.clone(), value.to_string()).is_none(),
             "nginx lists {path} twice"
         );
+    }
+    // A table row prints its repository's name (token), then the table (rewrite_table).
+    for pair in printed.windows(2) {
+        let (name, table) = (&pair[0], &pair[1]);
+        if table.filter.as_deref() != Some("rewrite_table") {
+            continue;
+        }
+        assert_eq!(name.filter.as_deref(), Some("token"));
+        for entry in table.text.split(';').skip(1) {
+            let (reference, value) = entry.split_once('=').expect("REF=VALUE");
+            let value = match value.split_at(1) {
+                (code, "") => code.to_string(),
+                (code, hex) => format!("{code}sha256:{hex}"),
+            };
+            let path = format!("/v2/{}/manifests/{reference}", name.text);
+            assert!(
+                found.insert(path.clone(), value).is_none(),
+                "nginx lists {path} twice"
+            );
+        }
     }
     assert_eq!(
         found, expected,

@@ -26,6 +26,10 @@ pub(crate) const BUILTIN: &[(&str, &str)] = &[
         include_str!("../templates/nginx_map.tera"),
     ),
     (
+        "nginx_tables.tera",
+        include_str!("../templates/nginx_tables.tera"),
+    ),
+    (
         "netlify_rules.tera",
         include_str!("../templates/netlify_rules.tera"),
     ),

@@ -6,7 +6,7 @@ use crate::support::TempDir;
 use crate::support::case::{Case, TREE};
 use crate::support::fixture::{self, Fixture, sha256};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -418,20 +418,49 @@ fn nginx_lists_every_tag_and_digest_path_with_its_type_code() {
     ]
     .into_iter()
     .collect();
-    let mut case = nginx(&f.tree());
+    // A repository too large for a table (see nginx.rs): 60 more tags of demo/hello's
+    // manifest, so demo/hello has a row a path and the others a table each.
+    let hello = f.tree().join("v2/demo/hello/manifests");
+    for i in 0..60 {
+        fs::copy(hello.join("latest"), hello.join(format!("extra-{i:02}"))).unwrap();
+    }
+    crate::support::run_bin_ok(["prepare", f.tree().to_str().unwrap()], f.dir.path());
+    let conf = nginx(&f.tree()).run().stdout;
+    let lists = |name: &str, reference: &str| {
+        crate::support::nginx_lists(&conf, name, reference)
+            .unwrap_or_else(|| panic!("{name} {reference} is not listed:\n{conf}"))
+    };
+    let mut found = BTreeSet::new();
     for (name, tag, digest, media_type, _) in f.tags() {
-        case = case.stdout_contains(format!(
-            "    /v2/{name}/manifests/{tag} {}{digest};\n",
-            codes[media_type.as_str()]
-        ));
+        let (value, tabled) = lists(&name, &tag);
+        assert_eq!(
+            value,
+            format!("{}{digest}", codes[media_type.as_str()]),
+            "{name}:{tag}"
+        );
+        assert_eq!(tabled, name != "demo/hello", "{name}:{tag}");
+        found.insert(tabled);
     }
     for (name, digest, media_type, _) in f.manifests() {
-        case = case.stdout_contains(format!(
-            "    /v2/{name}/manifests/{digest} {};\n",
-            codes[media_type.as_str()]
-        ));
+        let (value, tabled) = lists(&name, &digest);
+        assert_eq!(
+            value,
+            codes[media_type.as_str()].to_string(),
+            "{name}@{digest}"
+        );
+        assert_eq!(tabled, name != "demo/hello", "{name}@{digest}");
     }
-    case.run();
+    assert_eq!(found.len(), 2, "tables and rows both");
+    let (_, tabled) = lists("demo/hello", "extra-59");
+    assert!(!tabled);
+    assert_eq!(
+        crate::support::nginx_lists(&conf, "demo/hello", "extra-60"),
+        None
+    );
+    assert_eq!(
+        crate::support::nginx_lists(&conf, "demo/oci", "latest"),
+        None
+    );
 }
 
 #[test]
@@ -460,10 +489,16 @@ fn nginx_config_from_a_hostile_tree_holds_no_hostile_name() {
 #[test]
 fn nginx_keeps_tags_that_differ_only_by_case_apart_with_case_sensitive_keys() {
     let f = prepared("hostile");
-    nginx(&f.tree())
-        .stdout_contains("\"~^/v2/demo/case/manifests/Latest$\"")
-        .stdout_contains("\"~^/v2/demo/case/manifests/latest$\"")
-        .run();
+    // demo/case is small: its table matches references exactly, case and all.
+    let conf = nginx(&f.tree()).run().stdout;
+    let upper = crate::support::nginx_lists(&conf, "demo/case", "Latest").unwrap();
+    let lower = crate::support::nginx_lists(&conf, "demo/case", "latest").unwrap();
+    assert!(upper.1 && lower.1);
+    assert_ne!(upper.0, lower.0, "two manifests");
+    assert_eq!(
+        crate::support::nginx_lists(&conf, "demo/case", "LATEST"),
+        None
+    );
 }
 
 #[test]
@@ -610,17 +645,16 @@ fn a_template_of_the_same_file_name_replaces_the_builtin_one() {
     // their own (nginx_map.tera), replaced the same way.
     let dir = templates_dir(
         &f,
-        "# custom\n{% for rows in manifest_maps %}{{ rows | safe }}{% endfor %}",
+        "# custom\n{% for rows in tables %}{{ rows | safe }}{% endfor %}{% for rows in manifest_maps %}{{ rows | safe }}{% endfor %}",
     );
     fs::write(
-        dir.join("nginx_map.tera"),
-        "{% for e in entries %}{{ e | map_entry }}\n{% endfor %}",
+        dir.join("nginx_tables.tera"),
+        "{% for t in tables %}{{ t.0 | token }} {{ t.1 | rewrite_table }}\n{% endfor %}",
     )
     .unwrap();
     let ran = nginx(&f.tree()).arg("--templates").arg(&dir).run();
     assert!(
-        ran.stdout
-            .starts_with("# custom\n/v2/charts/hello/manifests/0.1.0 osha256:"),
+        ran.stdout.starts_with("# custom\ncharts/hello ;0.1.0=o"),
         "{}",
         ran.stdout
     );

@@ -13,12 +13,13 @@ use crate::output::Outputs;
 
 use crate::layout;
 use crate::media::MediaType;
-use crate::model::Registry;
+use crate::model::{Registry, Repository};
 use crate::output::Shape;
 use crate::routes;
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::collections::HashSet;
 
 pub(crate) const DEFAULT_LISTEN: &str = "80";
 pub(crate) const DEFAULT_SERVER_NAME: &str = "_";
@@ -60,7 +61,8 @@ impl Host for Nginx {
     const ABOUT: &'static str =
         "Render an nginx http-context config (maps + one server block), e.g. conf.d/registry.conf.";
     const TITLE: &'static str = "nginx";
-    const TEMPLATES: &'static [&'static str] = &["nginx.conf.tera", "nginx_map.tera"];
+    const TEMPLATES: &'static [&'static str] =
+        &["nginx.conf.tera", "nginx_map.tera", "nginx_tables.tera"];
     const OUTPUT: Shape = Shape::Stdout;
     const OUTPUT_HELP: &'static str = "Write to FILE atomically instead of standard output.";
     const EXAMPLES: &'static [crate::cli::Example] = &[
@@ -189,12 +191,66 @@ enum Row<'a> {
     CaseSensitive(routes::ManifestRoute<'a>, String),
 }
 
-/// Every row, in the table's order (repositories, then each one's tags and digests). Symlinked
-/// files are left out: nginx would answer 403 for them (disable_symlinks).
+/// The most bytes of a repository's table (`;REF=VALUE` for each of its manifest paths, see
+/// [`table`]). Every repository with a table this short is one row of one map, keyed by its
+/// name, instead of a row per manifest path: at a million tags in repositories of five, that
+/// is a tenth of the map entries and two thirds of the bytes, which is what `nginx -t` costs
+/// (perf: ngx_conf_parse 44%, ngx_hash_add_key and its string comparisons 25%; 4.4 s and
+/// 570 MB for 2,000,000 path rows, 1.8 s and 490 MB as 200,000 tables). A request finds its
+/// reference in the table with one regex (nginx's PCRE, a backreference), linear in the
+/// table, so larger repositories keep a row a path, which a hash finds in constant time. An
+/// nginx token must fit its 4,096-byte read buffer (ngx_conf_read_token, "too long
+/// parameter"): the limit stays well under it with the name and quotes around.
+const TABLE_BYTES: usize = 3000;
+
+/// A repository's manifest paths as one `;REF=VALUE` string (`VALUE` a type code, then for a
+/// tag its manifest's hex digest), or `None` past [`TABLE_BYTES`]. Symlinked files are left
+/// out, as from the rows.
+fn table(repo: &Repository, symlinked: &HashSet<&str>) -> Option<String> {
+    let mut text = String::new();
+    for route in routes::manifests(repo) {
+        if symlinked.contains(&route.path()[1..]) {
+            continue;
+        }
+        text.push(';');
+        text.push_str(&route.reference.to_string());
+        text.push('=');
+        text.push(route.media_type.code());
+        if route.tag().is_some() {
+            text.push_str(&route.digest.hex());
+        }
+        if text.len() > TABLE_BYTES {
+            return None;
+        }
+    }
+    Some(text)
+}
+
+/// Whether a repository's manifests are one table row (see [`TABLE_BYTES`]), without making
+/// the table.
+fn is_tabled(repo: &Repository) -> bool {
+    let mut bytes = 0;
+    for route in routes::manifests(repo) {
+        // `;REF=C`, and a tag's 64 hex digits.
+        bytes += match route.tag() {
+            Some(tag) => 3 + tag.as_str().len() + 64,
+            None => 3 + 71,
+        };
+        if bytes > TABLE_BYTES {
+            return false;
+        }
+    }
+    true
+}
+
+/// Every row, in the table's order (repositories, then each one's tags and digests), of the
+/// repositories too large for a table. Symlinked files are left out: nginx would answer 403
+/// for them (disable_symlinks).
 fn rows(registry: &Registry) -> impl Iterator<Item = Row<'_>> {
     // Shared by every repository's rows (a hostile tree may hold many).
     let symlinked = std::rc::Rc::new(registry.facts.symlinked());
-    registry.repositories.values().flat_map(move |repo| {
+    let large = registry.repositories.values().filter(|r| !is_tabled(r));
+    large.flat_map(move |repo| {
         let colliding = repo.case_colliding_tags();
         let symlinked = symlinked.clone();
         routes::manifests(repo).filter_map(move |route| {
@@ -248,10 +304,26 @@ fn render(
             ))),
         }
     }
+    let tabled: Vec<&Repository> = registry
+        .repositories
+        .values()
+        .filter(|r| is_tabled(r))
+        .collect();
+    let longest_name = tabled
+        .iter()
+        .map(|r| r.name.as_str().len())
+        .max()
+        .unwrap_or(0);
     let sizes = split_maps(plain);
-    let largest_map = sizes.iter().copied().max().unwrap_or(0);
-    let (map_hash_max_size, map_hash_bucket_size) = hash_sizes(largest_map, longest);
-    let manifest_maps: Vec<String> = (0..sizes.len()).map(crate::templates::slot).collect();
+    let largest_map = sizes.iter().copied().max().unwrap_or(0).max(tabled.len());
+    let (map_hash_max_size, map_hash_bucket_size) =
+        hash_sizes(largest_map, longest.max(longest_name));
+    let table_parts = tabled.len().div_ceil(TABLES_PER_PART);
+    // The slots, in the template's order: the tables' parts, then the maps' rows.
+    let tables: Vec<String> = (0..table_parts).map(crate::templates::slot).collect();
+    let manifest_maps: Vec<String> = (table_parts..table_parts + sizes.len())
+        .map(crate::templates::slot)
+        .collect();
     let common = ctx.common;
     let context = json!({
         "listen": settings.listen,
@@ -269,21 +341,42 @@ fn render(
         "map_hash_bucket_size": map_hash_bucket_size,
         "repository_count": registry.repositories.len(),
         "manifest_maps": manifest_maps,
+        "tables": tables,
         "case_sensitive": Value::Array(case_sensitive),
         "media_types": MediaType::ALL.iter().map(|t| [t.code().to_string(), t.as_str().to_string()]).collect::<Vec<_>>(),
         "errors": layout::error_bodies(),
     });
-    let mut table = rows(registry).filter_map(|row| match row {
+    let mut rows = rows(registry).filter_map(|row| match row {
         Row::Plain(route, path) => Some(entry(&route, &path)),
         Row::CaseSensitive(..) => None,
     });
-    ctx.templates
-        .render_with_slots("nginx.conf.tera", context, sizes.len(), out.file(0), |i| {
-            let entries: Vec<Value> = table.by_ref().take(sizes[i]).map(Value::String).collect();
-            ctx.templates
-                .render_value("nginx_map.tera", json!({ "entries": entries }))
-        })
+    let symlinked = registry.facts.symlinked();
+    let mut tables = tabled.iter().map(|repo| {
+        let text = table(repo, &symlinked).expect("is_tabled counts at least these bytes");
+        json!([repo.name.as_str(), text])
+    });
+    ctx.templates.render_with_slots(
+        "nginx.conf.tera",
+        context,
+        sizes.len() + table_parts,
+        out.file(0),
+        |i| match i.checked_sub(table_parts).and_then(|m| sizes.get(m)) {
+            Some(size) => {
+                let entries: Vec<Value> = rows.by_ref().take(*size).map(Value::String).collect();
+                ctx.templates
+                    .render_value("nginx_map.tera", json!({ "entries": entries }))
+            }
+            None => {
+                let part: Vec<Value> = tables.by_ref().take(TABLES_PER_PART).collect();
+                ctx.templates
+                    .render_value("nginx_tables.tera", json!({ "tables": part }))
+            }
+        },
+    )
 }
+
+/// Repository tables rendered at a time.
+const TABLES_PER_PART: usize = 8192;
 
 #[cfg(test)]
 mod tests {

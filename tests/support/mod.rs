@@ -147,3 +147,33 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         })
         .collect()
 }
+
+/// What an nginx config answers for `/v2/<name>/manifests/<reference>`, as the config holds
+/// it: `CODE` for a digest, `CODEsha256:HEX` for a tag; from the repository's table (one row,
+/// `NAME ";REF=VALUE..."`), its own row `PATH VALUE`, or its case-sensitive row. `None` when
+/// the config does not list it. `tabled` says where it was found.
+pub fn nginx_lists(conf: &str, name: &str, reference: &str) -> Option<(String, bool)> {
+    let path = format!("/v2/{name}/manifests/{reference}");
+    for line in conf.lines().map(str::trim_start) {
+        if let Some(value) = line
+            .strip_prefix(&format!("{path} "))
+            .or_else(|| line.strip_prefix(&format!("\"~^{}$\" ", path.replace('.', "\\."))))
+        {
+            return Some((value.trim_end_matches(';').to_string(), false));
+        }
+        if let Some(table) = line.strip_prefix(&format!("{name} \"")) {
+            let table = table
+                .strip_suffix("\";")
+                .expect("a table row ends with \";");
+            let entry = format!(";{reference}=");
+            let at = table.find(&entry)? + entry.len();
+            let value = table[at..].split(';').next().unwrap_or_default();
+            let value = match value.split_at_checked(1) {
+                Some((code, hex)) if !hex.is_empty() => format!("{code}sha256:{hex}"),
+                _ => value.to_string(),
+            };
+            return Some((value, true));
+        }
+    }
+    None
+}
