@@ -206,8 +206,7 @@ fn render(
                 .take(ROWS_PER_PART)
                 .map(Value::String)
                 .collect();
-            ctx.templates
-                .render_value("caddy_map.tera", json!({ "entries": entries }))
+            ("caddy_map.tera", json!({ "entries": entries }))
         })
 }
 

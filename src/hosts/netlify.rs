@@ -184,8 +184,7 @@ fn render(registry: &Registry, ctx: &Ctx, out: &mut Outputs) -> Result<()> {
     ctx.templates
         .render_with_slots("netlify_headers.tera", context, parts, out.file(0), |_| {
             let rules: Vec<Value> = table.by_ref().take(RULES_PER_PART).collect();
-            ctx.templates
-                .render_value("netlify_rules.tera", caches(json!({ "rules": rules })))
+            ("netlify_rules.tera", caches(json!({ "rules": rules })))
         })?;
     out.put(1, &redirects)
 }

@@ -363,13 +363,11 @@ fn render(
         |i| match i.checked_sub(table_parts).and_then(|m| sizes.get(m)) {
             Some(size) => {
                 let entries: Vec<Value> = rows.by_ref().take(*size).map(Value::String).collect();
-                ctx.templates
-                    .render_value("nginx_map.tera", json!({ "entries": entries }))
+                ("nginx_map.tera", json!({ "entries": entries }))
             }
             None => {
                 let part: Vec<Value> = tables.by_ref().take(TABLES_PER_PART).collect();
-                ctx.templates
-                    .render_value("nginx_tables.tera", json!({ "tables": part }))
+                ("nginx_tables.tera", json!({ "tables": part }))
             }
         },
     )

@@ -309,7 +309,7 @@ pub(crate) fn render_script(
     let parts = plan.object_count().div_ceil(ROWS_PER_PART);
     templates.render_with_slots(template, context, parts, out, |_| {
         let rows: Vec<Value> = rows.by_ref().take(ROWS_PER_PART).collect();
-        templates.render_value("upload_plan_rows.tera", json!({ "rows": rows }))
+        ("upload_plan_rows.tera", json!({ "rows": rows }))
     })
 }
 
