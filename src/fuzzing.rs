@@ -933,7 +933,8 @@ fn check_nginx_table(registry: &Registry, printed: &[Print]) {
                 (code, "") => code.to_string(),
                 (code, hex) => format!("{code}sha256:{hex}"),
             };
-            let path = format!("/v2/{}/manifests/{reference}", name.text);
+            let repo = name.text.strip_prefix('/').expect("a table's key is /NAME");
+            let path = format!("/v2/{repo}/manifests/{reference}");
             assert!(
                 found.insert(path.clone(), value).is_none(),
                 "nginx lists {path} twice"

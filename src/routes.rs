@@ -294,8 +294,19 @@ pub(crate) fn referrers_indexes(repo: &Repository) -> std::collections::BTreeMap
 /// prepare's, the fallback tag `sha256-<hex>` and its digest file.
 pub(crate) fn generated_files(registry: &Registry) -> Vec<(String, Vec<u8>)> {
     let mut files = Vec::new();
+    for_each_generated_file(registry, |path, bytes| files.push((path, bytes)));
+    files
+}
+
+/// [`generated_files`] one at a time, for who needs only their names (a million tags' lists
+/// are a few hundred MB held together with their bytes).
+pub(crate) fn for_each_generated_file(registry: &Registry, mut each: impl FnMut(String, Vec<u8>)) {
+    let mut files = Vec::new();
     for repo in registry.repositories.values() {
         repo_files(repo, &mut files);
+        for (path, bytes) in files.drain(..) {
+            each(path, bytes);
+        }
     }
     files.push((layout::catalog_file(), catalog_body(registry)));
     files.push((layout::index_file(), layout::INDEX_BODY.to_vec()));
@@ -306,7 +317,9 @@ pub(crate) fn generated_files(registry: &Registry) -> Vec<(String, Vec<u8>)> {
     for code in ErrorCode::ALL {
         files.push((layout::error_file(code), code.body().into_bytes()));
     }
-    files
+    for (path, bytes) in files {
+        each(path, bytes);
+    }
 }
 
 /// The catalog's bytes.

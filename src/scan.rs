@@ -30,8 +30,9 @@ pub(crate) struct Options {
     pub thorough: bool,
     /// Stat blobs for their sizes even when not thorough (hosts with size limits).
     pub blob_sizes: bool,
-    /// Leave each manifest's references out of the returned model (they are checked all the
-    /// same): for hosts that render from routes alone.
+    /// Leave each manifest's references out of the returned model, but for an index's
+    /// children (they are checked all the same): for hosts that render from routes, and the
+    /// upload scripts' order.
     pub drop_references: bool,
 }
 
@@ -146,11 +147,20 @@ pub(crate) fn scan(tree: &Path, options: Options) -> Result<Registry> {
     complete_referrers(&mut registry);
     if options.drop_references {
         // Every check that reads them ran above; at a million manifests they are a fifth of
-        // the model (issue 16).
+        // the model (issue 16). An index keeps its children (the upload scripts order indexes
+        // after what they list); configs, layers and subjects go.
         let none: Arc<[media::Reference]> = Arc::from([]);
         for repo in registry.repositories.values_mut() {
             for (_, m) in repo.manifests.iter_mut() {
-                m.references = none.clone();
+                m.references = if m.references.iter().any(|r| r.role == Role::Child) {
+                    m.references
+                        .iter()
+                        .filter(|r| r.role == Role::Child)
+                        .cloned()
+                        .collect()
+                } else {
+                    none.clone()
+                };
             }
         }
     }

@@ -654,7 +654,7 @@ fn a_template_of_the_same_file_name_replaces_the_builtin_one() {
     .unwrap();
     let ran = nginx(&f.tree()).arg("--templates").arg(&dir).run();
     assert!(
-        ran.stdout.starts_with("# custom\ncharts/hello ;0.1.0=o"),
+        ran.stdout.starts_with("# custom\n/charts/hello ;0.1.0=o"),
         "{}",
         ran.stdout
     );

@@ -188,10 +188,18 @@ fn edge_of_grammar_tree(
             .wrapping_add(1442695040888963407);
         (state >> 33) as usize % n
     };
-    let mut names = vec!["a".repeat(255), format!("x{}y/z", "-".repeat(200))];
+    // Names that are map's own parameters (`default`, `include`, ...) if a key is a bare name.
+    let mut names = vec![
+        "a".repeat(255),
+        format!("x{}y/z", "-".repeat(200)),
+        "default".to_string(),
+        "include".to_string(),
+        "hostnames".to_string(),
+        "volatile".to_string(),
+    ];
     let seps = [".", "_", "__", "-", "---"];
     let pieces = ["a", "0", "z9", "v1", "abc", "r2d2"];
-    while names.len() < 6 {
+    while names.len() < 10 {
         let components = 1 + next(4);
         let name: Vec<String> = (0..components)
             .map(|_| {

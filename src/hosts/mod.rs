@@ -92,8 +92,9 @@ pub(crate) trait Host: 'static {
     /// Its options checked, with defaults applied.
     type Settings;
 
-    /// Whether its render reads manifests' references (children, blobs): when not, the scan
-    /// leaves them out of the model, once checked (a fifth of it at a million tags).
+    /// Whether its render reads manifests' references beyond an index's children (configs,
+    /// layers, subjects): when not, the scan leaves those out of the model, once checked (a
+    /// fifth of it at a million tags).
     const READS_REFERENCES: bool = true;
 
     /// What the scan must measure for this host.

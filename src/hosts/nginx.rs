@@ -311,7 +311,7 @@ fn render(
         .collect();
     let longest_name = tabled
         .iter()
-        .map(|r| r.name.as_str().len())
+        .map(|r| 1 + r.name.as_str().len())
         .max()
         .unwrap_or(0);
     let sizes = split_maps(plain);
@@ -351,9 +351,12 @@ fn render(
         Row::CaseSensitive(..) => None,
     });
     let symlinked = registry.facts.symlinked();
-    let mut tables = tabled.iter().map(|repo| {
+    // Keyed by `/NAME`: a bare name can be one of map's parameters (`default`, `include`,
+    // `hostnames`, `volatile`; nginx's ngx_http_map). A repository whose every path is a
+    // symlink has no table.
+    let mut tables = tabled.iter().filter_map(|repo| {
         let text = table(repo, &symlinked).expect("is_tabled counts at least these bytes");
-        json!([repo.name.as_str(), text])
+        (!text.is_empty()).then(|| json!([format!("/{}", repo.name), text]))
     });
     ctx.templates.render_with_slots(
         "nginx.conf.tera",

@@ -67,6 +67,8 @@ impl Host for S3 {
     const NAME: &'static str = "s3";
     const ABOUT: &'static str = "Render an AWS CLI upload script for S3 and S3-compatible stores (R2, MinIO, Storj's gateway).";
     const TITLE: &'static str = "S3";
+    // The plan's levels read only an index's children, which the scan keeps.
+    const READS_REFERENCES: bool = false;
     const TEMPLATES: &'static [&'static str] =
         &["s3.sh.tera", "upload_plan.sh.tera", "upload_plan_rows.tera"];
     const OUTPUT: Shape = Shape::Stdout;

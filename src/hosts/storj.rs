@@ -37,6 +37,8 @@ impl Host for Storj {
     const NAME: &'static str = "storj";
     const ABOUT: &'static str = "Render an `uplink` upload script for Storj.";
     const TITLE: &'static str = "Storj";
+    // The plan's levels read only an index's children, which the scan keeps.
+    const READS_REFERENCES: bool = false;
     const TEMPLATES: &'static [&'static str] = &[
         "storj.sh.tera",
         "upload_plan.sh.tera",

@@ -170,15 +170,18 @@ fn plan(registry: &Registry) -> Result<Plan> {
         content_addressed: false,
         // Less the referrers indexes, the empty index and the fallback tags (their own phases
         // above).
-        paths: routes::generated_files(registry)
-            .into_iter()
-            .map(|(rel, _)| rel)
-            .filter(|rel| {
-                !rel.contains("/manifests/")
-                    && !routes::is_referrers_file(rel)
-                    && *rel != layout::empty_referrers_file()
-            })
-            .collect(),
+        paths: {
+            let mut paths = Vec::new();
+            routes::for_each_generated_file(registry, |rel, _| {
+                if !rel.contains("/manifests/")
+                    && !routes::is_referrers_file(&rel)
+                    && rel != layout::empty_referrers_file()
+                {
+                    paths.push(rel);
+                }
+            });
+            paths
+        },
     });
     for phase in &mut phases {
         // Sorted paths keep each directory's files together (the script links

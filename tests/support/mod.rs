@@ -150,7 +150,7 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 
 /// What an nginx config answers for `/v2/<name>/manifests/<reference>`, as the config holds
 /// it: `CODE` for a digest, `CODEsha256:HEX` for a tag; from the repository's table (one row,
-/// `NAME ";REF=VALUE..."`), its own row `PATH VALUE`, or its case-sensitive row. `None` when
+/// `/NAME ";REF=VALUE..."`), its own row `PATH VALUE`, or its case-sensitive row. `None` when
 /// the config does not list it. `tabled` says where it was found.
 pub fn nginx_lists(conf: &str, name: &str, reference: &str) -> Option<(String, bool)> {
     let path = format!("/v2/{name}/manifests/{reference}");
@@ -161,7 +161,7 @@ pub fn nginx_lists(conf: &str, name: &str, reference: &str) -> Option<(String, b
         {
             return Some((value.trim_end_matches(';').to_string(), false));
         }
-        if let Some(table) = line.strip_prefix(&format!("{name} \"")) {
+        if let Some(table) = line.strip_prefix(&format!("/{name} \"")) {
             let table = table
                 .strip_suffix("\";")
                 .expect("a table row ends with \";");
