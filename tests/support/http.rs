@@ -73,18 +73,23 @@ pub fn head(port: u16, path: &str) -> Response {
 
 /// Like `request`, with extra request headers (e.g. `Range`, `Accept`).
 ///
-/// A connection closed before a single byte came back is tried again (twice):
-/// wrangler's dev server drops connections now and then when the machine is
-/// loaded. Anything that did answer is returned as it is.
+/// A connection closed before a single byte came back is tried again (four times, waiting
+/// 0.2, 0.4, 0.8 and 1.6 s): wrangler's dev server drops connections now and then when the
+/// machine is loaded, most often just after it starts (CI, session 6: three tries 0.2 s apart
+/// were not enough for the first request to a Pages worker while the suite ran beside it).
+/// Anything that did answer is returned as it is.
 pub fn request_with(method: &str, port: u16, path: &str, headers: &[(&str, &str)]) -> Response {
-    for _ in 0..2 {
+    for wait in [200, 400, 800, 1600] {
         if let Some(r) = attempt(method, port, path, headers) {
             return r;
         }
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(wait));
     }
-    attempt(method, port, path, headers)
-        .unwrap_or_else(|| panic!("{method} http://127.0.0.1:{port}{path}: connection closed with no response, three times"))
+    attempt(method, port, path, headers).unwrap_or_else(|| {
+        panic!(
+            "{method} http://127.0.0.1:{port}{path}: connection closed with no response, five times"
+        )
+    })
 }
 
 fn attempt(method: &str, port: u16, path: &str, headers: &[(&str, &str)]) -> Option<Response> {
