@@ -398,7 +398,10 @@ fn render(
         .render_with_slots(template, context, parts, out.file(0), |i| {
             let end = table.rules.len().min((i + 1) * RULES_PER_PART);
             let rules: Vec<Value> = (i * RULES_PER_PART..end).map(|r| table.value(r)).collect();
-            ("apache_rules.tera", json!({ "rules": rules }))
+            (
+                "apache_rules.tera",
+                crate::templates::part_context("rules", rules),
+            )
         })
 }
 

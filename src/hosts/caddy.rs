@@ -206,7 +206,10 @@ fn render(
                 .take(ROWS_PER_PART)
                 .map(Value::String)
                 .collect();
-            ("caddy_map.tera", json!({ "entries": entries }))
+            (
+                "caddy_map.tera",
+                crate::templates::part_context("entries", entries),
+            )
         })
 }
 

@@ -184,7 +184,10 @@ fn render(registry: &Registry, ctx: &Ctx, out: &mut Outputs) -> Result<()> {
     ctx.templates
         .render_with_slots("netlify_headers.tera", context, parts, out.file(0), |_| {
             let rules: Vec<Value> = table.by_ref().take(RULES_PER_PART).collect();
-            ("netlify_rules.tera", caches(json!({ "rules": rules })))
+            (
+                "netlify_rules.tera",
+                caches(crate::templates::part_context("rules", rules)),
+            )
         })?;
     out.put(1, &redirects)
 }

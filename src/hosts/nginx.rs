@@ -356,7 +356,12 @@ fn render(
     // symlink has no table.
     let mut tables = tabled.iter().filter_map(|repo| {
         let text = table(repo, &symlinked).expect("is_tabled counts at least these bytes");
-        (!text.is_empty()).then(|| json!([format!("/{}", repo.name), text]))
+        (!text.is_empty()).then(|| {
+            Value::Array(vec![
+                Value::String(format!("/{}", repo.name)),
+                Value::String(text),
+            ])
+        })
     });
     ctx.templates.render_with_slots(
         "nginx.conf.tera",
@@ -366,11 +371,17 @@ fn render(
         |i| match i.checked_sub(table_parts).and_then(|m| sizes.get(m)) {
             Some(size) => {
                 let entries: Vec<Value> = rows.by_ref().take(*size).map(Value::String).collect();
-                ("nginx_map.tera", json!({ "entries": entries }))
+                (
+                    "nginx_map.tera",
+                    crate::templates::part_context("entries", entries),
+                )
             }
             None => {
                 let part: Vec<Value> = tables.by_ref().take(TABLES_PER_PART).collect();
-                ("nginx_tables.tera", json!({ "tables": part }))
+                (
+                    "nginx_tables.tera",
+                    crate::templates::part_context("tables", part),
+                )
             }
         },
     )

@@ -304,15 +304,18 @@ pub(crate) fn render_script(
         "plan": (0..plan.object_count().div_ceil(ROWS_PER_PART)).map(crate::templates::slot).collect::<Vec<_>>(),
     });
     // Rows made a part at a time: every path as a template value cost more than the model.
-    let mut rows = plan
-        .phases
-        .iter()
-        .enumerate()
-        .flat_map(|(i, p)| p.paths.iter().map(move |path| json!([i + 1, path])));
+    let mut rows = plan.phases.iter().enumerate().flat_map(|(i, p)| {
+        p.paths
+            .iter()
+            .map(move |path| Value::Array(vec![Value::from(i + 1), Value::String(path.clone())]))
+    });
     let parts = plan.object_count().div_ceil(ROWS_PER_PART);
     templates.render_with_slots(template, context, parts, out, |_| {
         let rows: Vec<Value> = rows.by_ref().take(ROWS_PER_PART).collect();
-        ("upload_plan_rows.tera", json!({ "rows": rows }))
+        (
+            "upload_plan_rows.tera",
+            crate::templates::part_context("rows", rows),
+        )
     })
 }
 
