@@ -143,27 +143,12 @@ pub(crate) fn scan(tree: &Path, options: Options) -> Result<Registry> {
     }
 
     build_repositories(&mut registry, raw, options)?;
-    check_references(&mut registry);
-    complete_referrers(&mut registry);
-    if options.drop_references {
-        // Every check that reads them ran above; at a million manifests they are a fifth of
-        // the model (issue 16). An index keeps its children (the upload scripts order indexes
-        // after what they list); configs, layers and subjects go.
-        let none: Arc<[media::Reference]> = Arc::from([]);
-        for repo in registry.repositories.values_mut() {
-            for (_, m) in repo.manifests.iter_mut() {
-                m.references = if m.references.iter().any(|r| r.role == Role::Child) {
-                    m.references
-                        .iter()
-                        .filter(|r| r.role == Role::Child)
-                        .cloned()
-                        .collect()
-                } else {
-                    none.clone()
-                };
-            }
-        }
-    }
+    obsolete_referrers(&mut registry);
+    // What goes is not reported (an old index may list a referrer removed since).
+    let obsolete: HashSet<&str> = registry.obsolete.iter().map(String::as_str).collect();
+    registry
+        .problems
+        .retain(|p| !obsolete.contains(p.path.as_str()));
     registry.problems.sort();
     crate::parallel::return_freed_memory();
     Ok(registry)
@@ -173,7 +158,10 @@ pub(crate) fn scan(tree: &Path, options: Options) -> Result<Registry> {
 /// different cores each fill one, and they merge.
 #[derive(Default)]
 struct Walked {
-    raw: BTreeMap<Name, RawRepo>,
+    /// In walk order, a repository possibly more than once (its `manifests/` and `blobs/`
+    /// may be walked in different parts): small vectors, not a tree a part (one per
+    /// repository at a million tags, each a 720-byte B-tree leaf, held until all were merged).
+    raw: Vec<(Name, RawRepo)>,
     invalid_names: BTreeSet<String>,
     dot_files: Vec<String>,
     symlinks: Vec<Symlink>,
@@ -184,19 +172,7 @@ struct Walked {
 
 impl Walked {
     fn merge(&mut self, other: Walked) {
-        for (name, repo) in other.raw {
-            // Moved, not copied, when the repository is new here. Its `manifests/` and
-            // `blobs/` may have been walked in different parts, each whole.
-            match self.raw.entry(name) {
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    e.insert(repo);
-                }
-                std::collections::btree_map::Entry::Occupied(mut e) => {
-                    e.get_mut().manifests.extend(repo.manifests);
-                    e.get_mut().blobs.extend(repo.blobs);
-                }
-            }
-        }
+        self.raw.extend(other.raw);
         self.invalid_names.extend(other.invalid_names);
         self.dot_files.extend(other.dot_files);
         self.symlinks.extend(other.symlinks);
@@ -384,10 +360,10 @@ fn list_dir(root: &Path, dir: &Dir, out: &mut Walked, subdirs: &mut Vec<Dir>) ->
             (true, true) => Found::manifest(&file_name),
             (false, true) => Found::blob(&file_name),
         };
-        let repo = match out.raw.get_mut(repo_name) {
-            Some(repo) => repo,
-            None => out.raw.entry(repo_name.clone()).or_default(),
-        };
+        if out.raw.last().is_none_or(|(last, _)| last != repo_name) {
+            out.raw.push((repo_name.clone(), RawRepo::default()));
+        }
+        let repo = &mut out.raw.last_mut().expect("pushed above").1;
         if is_manifest {
             repo.manifests.push(found);
         } else {
@@ -396,7 +372,7 @@ fn list_dir(root: &Path, dir: &Dir, out: &mut Walked, subdirs: &mut Vec<Dir>) ->
     }
     // Held until every manifest is read: no room to spare at a million files.
     if let Some(Some(name)) = &name
-        && let Some(repo) = out.raw.get_mut(name)
+        && let Some((_, repo)) = out.raw.last_mut().filter(|(last, _)| last == name)
     {
         repo.manifests.shrink_to_fit();
         repo.blobs.shrink_to_fit();
@@ -408,98 +384,93 @@ fn list_dir(root: &Path, dir: &Dir, out: &mut Walked, subdirs: &mut Vec<Dir>) ->
 /// `sha256-<hex>` where the tag is prepare's: absent, already the index, or holding the index
 /// prepare wrote last time (the bytes of `referrers/sha256:<hex>` on disk). A tag with other
 /// content (a client's own fallback index, or anything else) is reported and kept as it is.
-fn complete_referrers(registry: &mut Registry) {
-    let root = registry.root.clone();
-    let mut problems = Vec::new();
-    for (name, repo) in registry.repositories.iter_mut() {
-        // New tags and manifests wait here and go in together: a key new to a sorted vector
-        // moves all after it, once per subject if inserted one by one.
-        let mut new_tags: Vec<(Tag, Digest)> = Vec::new();
-        let mut new_manifests: Vec<(Digest, Manifest)> = Vec::new();
-        for (subject, bytes) in crate::routes::referrers_indexes(repo) {
-            let digest = crate::digest::of_bytes(&bytes);
-            let tag = layout::fallback_tag(&subject);
-            // The index prepare wrote last time, if it differs from this one.
-            let last = fs::read(root.join(layout::referrers_file(name, &subject)))
-                .ok()
-                .map(|b| crate::digest::of_bytes(&b))
-                .filter(|d| *d != digest);
-            let fallback = match repo.tags.get(&tag) {
-                None => true,
-                Some(d) if *d == digest => true,
-                Some(d) => last.as_ref() == Some(d),
-            };
-            if fallback {
-                let media = crate::media::parse(&bytes).expect("an index prepare makes parses");
-                if !repo.manifests.contains_key(&digest) {
-                    new_manifests.push((
-                        digest,
-                        Manifest {
-                            media_type: media.media_type,
-                            size: bytes.len() as u64,
-                            references: media.references,
-                            artifact: None,
-                            // prepare writes it (a generated file), so nothing is linked.
-                            digest_file: true,
-                            first_tag: None,
-                        },
-                    ));
-                }
-                match repo.tags.get_mut(&tag) {
-                    Some(held) => *held = digest,
-                    None => new_tags.push((tag, digest)),
-                }
-            } else {
-                // An error: clients without the referrers API read this tag, so they see other
-                // referrers than the API lists (distribution-spec 1.1, "Referrers Tag Schema").
-                problems.push(Problem::error(
-                    layout::manifest_file(name, &tag),
-                    Kind::ForeignFallbackTag,
-                    format!(
-                        "the referrers fallback tag of {subject} disagrees with the referrers index of v2/{name}/referrers/{subject} and holds content prepare did not write; left as it is: remove the tag and run prepare to have it written"
-                    ),
+fn complete_referrers(
+    root: &Path,
+    repo: &mut Repository,
+    problems: &mut Vec<Problem>,
+    obsolete: &mut Vec<String>,
+) {
+    let name = &repo.name.clone();
+    // New tags and manifests wait here and go in together: a key new to a sorted vector
+    // moves all after it, once per subject if inserted one by one.
+    let mut new_tags: Vec<(Tag, Digest)> = Vec::new();
+    let mut new_manifests: Vec<(Digest, Manifest)> = Vec::new();
+    for (subject, bytes) in crate::routes::referrers_indexes(repo) {
+        let digest = crate::digest::of_bytes(&bytes);
+        let tag = layout::fallback_tag(&subject);
+        // The index prepare wrote last time, if it differs from this one.
+        let last = fs::read(root.join(layout::referrers_file(name, &subject)))
+            .ok()
+            .map(|b| crate::digest::of_bytes(&b))
+            .filter(|d| *d != digest);
+        let fallback = match repo.tags.get(&tag) {
+            None => true,
+            Some(d) if *d == digest => true,
+            Some(d) => last.as_ref() == Some(d),
+        };
+        if fallback {
+            let media = crate::media::parse(&bytes).expect("an index prepare makes parses");
+            if !repo.manifests.contains_key(&digest) {
+                new_manifests.push((
+                    digest,
+                    Manifest {
+                        media_type: media.media_type,
+                        size: bytes.len() as u64,
+                        references: media.references,
+                        artifact: None,
+                        // prepare writes it (a generated file), so nothing is linked.
+                        digest_file: true,
+                        first_tag: None,
+                    },
                 ));
             }
-            if !repo.manifests.contains_key(&subject)
-                && !new_manifests.iter().any(|(d, _)| *d == subject)
-            {
-                for (referrer, m) in &repo.manifests {
-                    if m.artifact.is_some() && m.subject() == Some(&subject) {
-                        problems.push(Problem::warning(
-                            repo.manifest_source(referrer),
-                            Kind::MissingSubject,
-                            format!(
-                                "a referrer of {subject}, which is not in v2/{name}/manifests; its referrers index is served all the same (the subject may come later)"
-                            ),
-                        ));
-                    }
+            match repo.tags.get_mut(&tag) {
+                Some(held) => *held = digest,
+                None => new_tags.push((tag, digest)),
+            }
+        } else {
+            // An error: clients without the referrers API read this tag, so they see other
+            // referrers than the API lists (distribution-spec 1.1, "Referrers Tag Schema").
+            problems.push(Problem::error(
+                layout::manifest_file(name, &tag),
+                Kind::ForeignFallbackTag,
+                format!(
+                    "the referrers fallback tag of {subject} disagrees with the referrers index of v2/{name}/referrers/{subject} and holds content prepare did not write; left as it is: remove the tag and run prepare to have it written"
+                ),
+            ));
+        }
+        if !repo.manifests.contains_key(&subject)
+            && !new_manifests.iter().any(|(d, _)| *d == subject)
+        {
+            for (referrer, m) in &repo.manifests {
+                if m.artifact.is_some() && m.subject() == Some(&subject) {
+                    problems.push(Problem::warning(
+                        repo.manifest_source(referrer),
+                        Kind::MissingSubject,
+                        format!(
+                            "a referrer of {subject}, which is not in v2/{name}/manifests; its referrers index is served all the same (the subject may come later)"
+                        ),
+                    ));
                 }
             }
-            repo.referrers.insert(
-                subject,
-                crate::model::Referrers {
-                    bytes: bytes.into(),
-                    digest,
-                    fallback,
-                },
-            );
-            if let Some(last) = last {
-                // retire_index reads every tag and manifest, so it sees the new ones too.
-                repo.tags.extend(new_tags.drain(..));
-                repo.manifests.extend(new_manifests.drain(..));
-                retire_index(repo, &last, &mut registry.obsolete);
-            }
         }
-        repo.tags.extend(new_tags);
-        repo.manifests.extend(new_manifests);
+        repo.referrers.insert(
+            subject,
+            crate::model::Referrers {
+                bytes: bytes.into(),
+                digest,
+                fallback,
+            },
+        );
+        if let Some(last) = last {
+            // retire_index reads every tag and manifest, so it sees the new ones too.
+            repo.tags.extend(new_tags.drain(..));
+            repo.manifests.extend(new_manifests.drain(..));
+            retire_index(repo, &last, obsolete);
+        }
     }
-    registry.problems.extend(problems);
-    obsolete_referrers(registry);
-    // What goes is not reported (an old index may list a referrer removed since).
-    let obsolete: HashSet<&str> = registry.obsolete.iter().map(String::as_str).collect();
-    registry
-        .problems
-        .retain(|p| !obsolete.contains(p.path.as_str()));
+    repo.tags.extend(new_tags);
+    repo.manifests.extend(new_manifests);
 }
 
 /// The digest file of a fallback index prepare wrote earlier (`last`), once the tag holds
@@ -719,19 +690,26 @@ fn repo_of<'r>(repos: &'r mut BTreeMap<Name, Building>, name: &Name) -> &'r mut 
 
 fn build_repositories(
     registry: &mut Registry,
-    mut raw: BTreeMap<Name, RawRepo>,
+    mut raw: Vec<(Name, RawRepo)>,
     options: Options,
 ) -> Result<()> {
-    while !raw.is_empty() {
-        let rest = match raw.keys().nth(REPOSITORIES_PER_PART).cloned() {
-            Some(first_of_rest) => raw.split_off(&first_of_rest),
-            None => BTreeMap::new(),
-        };
-        // Each repository is in one part (the walk's parts merged by name before this).
+    // By name, each repository once: the walk's entries of one repository merged, in walk
+    // order (a stable sort keeps it).
+    raw.sort_by(|a, b| a.0.cmp(&b.0));
+    raw.dedup_by(|later, first| {
+        let same = later.0 == first.0;
+        if same {
+            first.1.manifests.append(&mut later.1.manifests);
+            first.1.blobs.append(&mut later.1.blobs);
+        }
+        same
+    });
+    for part in raw.chunks_mut(REPOSITORIES_PER_PART) {
         let mut repos = BTreeMap::new();
-        build_part(registry, &raw, options, &mut repos)?;
-        finish_repositories(registry, repos);
-        raw = rest;
+        build_part(registry, part, options, &mut repos)?;
+        // The part's file names are not needed again.
+        part.iter_mut().for_each(|(_, r)| *r = RawRepo::default());
+        finish_repositories(registry, repos, options);
     }
     Ok(())
 }
@@ -739,7 +717,7 @@ fn build_repositories(
 /// Reads and judges the manifests and blobs of some repositories into `repos`.
 fn build_part(
     registry: &mut Registry,
-    raw: &BTreeMap<Name, RawRepo>,
+    raw: &[(Name, RawRepo)],
     options: Options,
     repos: &mut BTreeMap<Name, Building>,
 ) -> Result<()> {
@@ -913,9 +891,9 @@ fn build_part(
 
 /// Puts the repositories that hold anything into the model, judging what only a whole
 /// repository shows.
-fn finish_repositories(registry: &mut Registry, repos: BTreeMap<Name, Building>) {
+fn finish_repositories(registry: &mut Registry, repos: BTreeMap<Name, Building>, options: Options) {
     for (name, b) in repos {
-        let repo = Repository {
+        let mut repo = Repository {
             tags: crate::model::compact(b.tags),
             manifests: crate::model::compact(b.manifests),
             blobs: crate::model::compact(b.blobs),
@@ -939,7 +917,39 @@ fn finish_repositories(registry: &mut Registry, repos: BTreeMap<Name, Building>)
             }
         }
         if !repo.manifests.is_empty() || !repo.blobs.is_empty() {
+            // A repository's references are judged as its part finishes (they only ever name
+            // its own manifests and blobs), so hosts that never read them hold them for one
+            // part, not the tree: at a million manifests they were a fifth of the model and
+            // the peak of every command (issue 16).
+            check_references(&repo, &mut registry.problems);
+            complete_referrers(
+                &registry.root,
+                &mut repo,
+                &mut registry.problems,
+                &mut registry.obsolete,
+            );
+            if options.drop_references {
+                drop_references(&mut repo);
+            }
             registry.repositories.insert(name, repo);
+        }
+    }
+}
+
+/// What hosts that never read references keep of them: an index keeps its children (the
+/// upload scripts order indexes after what they list, and `retire_index` reads them);
+/// configs, layers and subjects go. Every check that reads them has run.
+fn drop_references(repo: &mut Repository) {
+    for (_, m) in repo.manifests.iter_mut() {
+        if m.references.iter().all(|r| r.role != Role::Child) {
+            m.references = Arc::from([]);
+        } else if m.references.iter().any(|r| r.role != Role::Child) {
+            m.references = m
+                .references
+                .iter()
+                .filter(|r| r.role == Role::Child)
+                .cloned()
+                .collect();
         }
     }
 }
@@ -948,61 +958,57 @@ fn finish_repositories(registry: &mut Registry, repos: BTreeMap<Name, Building>)
 /// the same repository (with the size its descriptor states, when sizes were
 /// read), or a pull fails half-way. Reported, not left out: the rest of the
 /// image may still be useful.
-fn check_references(registry: &mut Registry) {
-    let mut problems = Vec::new();
-    for repo in registry.repositories.values() {
-        for (digest, manifest) in &repo.manifests {
-            for r in manifest.references.iter() {
-                let (found, what) = match (r.role, &r.digest) {
-                    (Role::Subject, _) => continue,
-                    (Role::Config | Role::Layer, _) if r.external => continue,
-                    (_, Err(_)) => (
-                        None,
-                        if r.role == Role::Child {
-                            Kind::MissingManifest
-                        } else {
-                            Kind::MissingBlob
-                        },
-                    ),
-                    (Role::Child, Ok(d)) => (
-                        repo.manifests.get(d).map(|m| Some(m.size)),
-                        Kind::MissingManifest,
-                    ),
-                    (Role::Config | Role::Layer, Ok(d)) => {
-                        (repo.blobs.get(d).copied(), Kind::MissingBlob)
-                    }
-                };
-                let shown = match &r.digest {
-                    Ok(d) => d.to_string(),
-                    Err(s) => s.to_string(),
-                };
-                match (found, r.size) {
-                    (None, _) => problems.push(Problem::error(
-                        repo.manifest_source(digest),
-                        what,
-                        format!(
-                            "manifest {digest} references {} {shown} which is not in v2/{}/{}",
-                            r.role.as_str(),
-                            repo.name,
-                            if what == Kind::MissingBlob { "blobs" } else { "manifests" }
-                        ),
-                    )),
-                    (Some(Some(actual)), Some(stated)) if actual != stated => {
-                        problems.push(Problem::error(
-                            repo.manifest_source(digest),
-                            Kind::SizeMismatch,
-                            format!(
-                                "manifest {digest} says {} {shown} has {stated} bytes; the file has {actual}",
-                                r.role.as_str(),
-                            ),
-                        ))
-                    }
-                    _ => {}
+fn check_references(repo: &Repository, problems: &mut Vec<Problem>) {
+    for (digest, manifest) in &repo.manifests {
+        for r in manifest.references.iter() {
+            let (found, what) = match (r.role, &r.digest) {
+                (Role::Subject, _) => continue,
+                (Role::Config | Role::Layer, _) if r.external => continue,
+                (_, Err(_)) => (
+                    None,
+                    if r.role == Role::Child {
+                        Kind::MissingManifest
+                    } else {
+                        Kind::MissingBlob
+                    },
+                ),
+                (Role::Child, Ok(d)) => (
+                    repo.manifests.get(d).map(|m| Some(m.size)),
+                    Kind::MissingManifest,
+                ),
+                (Role::Config | Role::Layer, Ok(d)) => {
+                    (repo.blobs.get(d).copied(), Kind::MissingBlob)
                 }
+            };
+            let shown = match &r.digest {
+                Ok(d) => d.to_string(),
+                Err(s) => s.to_string(),
+            };
+            match (found, r.size) {
+                (None, _) => problems.push(Problem::error(
+                    repo.manifest_source(digest),
+                    what,
+                    format!(
+                        "manifest {digest} references {} {shown} which is not in v2/{}/{}",
+                        r.role.as_str(),
+                        repo.name,
+                        if what == Kind::MissingBlob { "blobs" } else { "manifests" }
+                    ),
+                )),
+                (Some(Some(actual)), Some(stated)) if actual != stated => {
+                    problems.push(Problem::error(
+                        repo.manifest_source(digest),
+                        Kind::SizeMismatch,
+                        format!(
+                            "manifest {digest} says {} {shown} has {stated} bytes; the file has {actual}",
+                            r.role.as_str(),
+                        ),
+                    ))
+                }
+                _ => {}
             }
         }
     }
-    registry.problems.extend(problems);
 }
 
 #[cfg(test)]
