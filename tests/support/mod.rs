@@ -166,7 +166,15 @@ pub fn nginx_lists(conf: &str, name: &str, reference: &str) -> Option<(String, b
                 .strip_suffix("\";")
                 .expect("a table row ends with \";");
             let entry = format!(";{reference}=");
-            let at = table.find(&entry)? + entry.len();
+            let Some(at) = table.find(&entry).map(|at| at + entry.len()) else {
+                // A manifest a tag names has no entry: nginx finds `=CODE<hex>;` in the
+                // tag's value (the last regex of $registrish_tabled).
+                let hex = reference.strip_prefix("sha256:")?;
+                let at = table.find(&format!("{hex};"))?;
+                let code = &table[at - 1..at];
+                assert_eq!(&table[at - 2..at - 1], "=", "a digest inside a value");
+                return Some((code.to_string(), true));
+            };
             let value = table[at..].split(';').next().unwrap_or_default();
             let value = match value.split_at_checked(1) {
                 Some((code, hex)) if !hex.is_empty() => format!("{code}sha256:{hex}"),
