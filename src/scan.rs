@@ -74,6 +74,8 @@ impl Found {
 struct RawRepo {
     manifests: Vec<Found>,
     blobs: Vec<Found>,
+    /// Each blob's size, in `blobs`' order, when the walk was asked to stat them.
+    blob_sizes: Vec<u64>,
 }
 
 enum Read {
@@ -119,7 +121,7 @@ pub(crate) fn scan(tree: &Path, options: Options) -> Result<Registry> {
         referrers_files,
         file_count,
         problems,
-    } = walk(&root)?;
+    } = walk(&root, options.thorough || options.blob_sizes)?;
     registry.facts.dot_files = dot_files;
     registry.facts.symlinks = symlinks;
     registry.facts.referrers_files = referrers_files;
@@ -199,7 +201,10 @@ const SHARED_DIRS: usize = 256;
 /// time at a million tags, issue 16). Each directory is listed once, by one core, sorted by
 /// name, so every repository's files come in name order; the facts are put in the order of
 /// a sorted depth-first walk, whichever core found them.
-fn walk(root: &Path) -> Result<Walked> {
+/// With `blob_sizes`, each blob is stat'ed as its directory is listed (relative to the
+/// directory, on both cores: a path lookup from the root for each of 1.2 million blobs was
+/// most of what `check` costs beyond the other commands at a million tags).
+fn walk(root: &Path, blob_sizes: bool) -> Result<Walked> {
     let mut out = Walked::default();
     let mut frontier = vec![Dir {
         path: root.join(layout::V2),
@@ -209,13 +214,13 @@ fn walk(root: &Path) -> Result<Walked> {
     while !frontier.is_empty() && frontier.len() < SHARED_DIRS {
         let mut next = Vec::new();
         for dir in &frontier {
-            list_dir(root, dir, &mut out, &mut next)?;
+            list_dir(root, dir, blob_sizes, &mut out, &mut next)?;
         }
         frontier = next;
     }
     let parts = parallel::map(&frontier, |dir| {
         let mut walked = Walked::default();
-        walk_tree(root, dir, &mut walked).map(|_| walked)
+        walk_tree(root, dir, blob_sizes, &mut walked).map(|_| walked)
     });
     for part in parts {
         out.merge(part?);
@@ -228,27 +233,25 @@ fn walk(root: &Path) -> Result<Walked> {
 }
 
 /// Walks `dir` and everything under it, depth first.
-fn walk_tree(root: &Path, dir: &Dir, out: &mut Walked) -> Result<()> {
+fn walk_tree(root: &Path, dir: &Dir, blob_sizes: bool, out: &mut Walked) -> Result<()> {
     let mut below = Vec::new();
-    list_dir(root, dir, out, &mut below)?;
+    list_dir(root, dir, blob_sizes, out, &mut below)?;
     for sub in &below {
-        walk_tree(root, sub, out)?;
+        walk_tree(root, sub, blob_sizes, out)?;
     }
     Ok(())
 }
 
 /// Lists one directory: each entry but a subdirectory is judged here, and the subdirectories
 /// are pushed to `subdirs`, in name order.
-fn list_dir(root: &Path, dir: &Dir, out: &mut Walked, subdirs: &mut Vec<Dir>) -> Result<()> {
+fn list_dir(
+    root: &Path,
+    dir: &Dir,
+    blob_sizes: bool,
+    out: &mut Walked,
+    subdirs: &mut Vec<Dir>,
+) -> Result<()> {
     let context = || format!("cannot walk {}", root.join(layout::V2).display());
-    let mut entries: Vec<(std::ffi::OsString, fs::FileType)> = Vec::new();
-    for entry in fs::read_dir(&dir.path).with_context(context)? {
-        let entry = entry.with_context(context)?;
-        // From the directory entry (d_type) where the filesystem gives it: no stat per file.
-        let file_type = entry.file_type().with_context(context)?;
-        entries.push((entry.file_name(), file_type));
-    }
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
     let dir_parts: Vec<&str> = dir.rel.split('/').collect();
     let parent = dir_parts[dir_parts.len() - 1];
     // parts[0] == "v2"; a manifest or blob has at least one name component before its
@@ -258,10 +261,32 @@ fn list_dir(root: &Path, dir: &Dir, out: &mut Walked, subdirs: &mut Vec<Dir>) ->
         "blobs" if dir_parts.len() >= 3 => Some(false),
         _ => None,
     };
+    let stat = blob_sizes && position == Some(false);
+    let mut entries: Vec<(std::ffi::OsString, fs::FileType, u64)> = Vec::new();
+    for entry in fs::read_dir(&dir.path).with_context(context)? {
+        let entry = entry.with_context(context)?;
+        // From the directory entry (d_type) where the filesystem gives it: no stat per file.
+        let file_type = entry.file_type().with_context(context)?;
+        // A blob's size: fstatat relative to this directory, never following a symlink.
+        let size = if stat && file_type.is_file() {
+            let meta = entry.metadata().with_context(|| {
+                format!(
+                    "cannot stat {}/{}",
+                    dir.rel,
+                    entry.file_name().to_string_lossy()
+                )
+            })?;
+            meta.len()
+        } else {
+            0
+        };
+        entries.push((entry.file_name(), file_type, size));
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
     // The repository's name, judged once per directory.
     let name_text = || dir_parts[1..dir_parts.len() - 1].join("/");
     let mut name: Option<Option<Name>> = None;
-    for (os_name, file_type) in entries {
+    for (os_name, file_type, size) in entries {
         let utf8 = dir.utf8 && os_name.to_str().is_some();
         let file_name = os_name.to_string_lossy();
         let path = || dir.path.join(&os_name);
@@ -368,6 +393,9 @@ fn list_dir(root: &Path, dir: &Dir, out: &mut Walked, subdirs: &mut Vec<Dir>) ->
             repo.manifests.push(found);
         } else {
             repo.blobs.push(found);
+            if stat {
+                repo.blob_sizes.push(size);
+            }
         }
     }
     // Held until every manifest is read: no room to spare at a million files.
@@ -376,6 +404,7 @@ fn list_dir(root: &Path, dir: &Dir, out: &mut Walked, subdirs: &mut Vec<Dir>) ->
     {
         repo.manifests.shrink_to_fit();
         repo.blobs.shrink_to_fit();
+        repo.blob_sizes.shrink_to_fit();
     }
     Ok(())
 }
@@ -701,6 +730,7 @@ fn build_repositories(
         if same {
             first.1.manifests.append(&mut later.1.manifests);
             first.1.blobs.append(&mut later.1.blobs);
+            first.1.blob_sizes.append(&mut later.1.blob_sizes);
         }
         same
     });
@@ -855,12 +885,15 @@ fn build_part(
     }
     drop(digest_reads);
 
-    // Blobs: listed; stat'ed for sizes only when asked.
-    let mut blob_list: Vec<(&Name, Digest, &Found)> = Vec::new();
+    // Blobs: listed; their sizes, when asked, stat'ed by the walk.
     for (name, repo) in raw {
-        for f in &repo.blobs {
+        let sizes = (options.thorough || options.blob_sizes).then_some(&repo.blob_sizes);
+        for (i, f) in repo.blobs.iter().enumerate() {
             match f {
-                Found::Digest(d) => blob_list.push((name, *d, f)),
+                Found::Digest(d) => {
+                    let size = sizes.map(|s| s[i]);
+                    repo_of(repos, name).blobs.insert(*d, size);
+                }
                 _ => registry.problems.push(Problem::error(
                     format!("v2/{name}/blobs/{}", f.file_name()),
                     Kind::InvalidBlobName,
@@ -868,23 +901,6 @@ fn build_part(
                 )),
             }
         }
-    }
-    let sizes: Vec<Option<u64>> = if options.thorough || options.blob_sizes {
-        let stats = parallel::map(&blob_list, |(name, _, f)| {
-            fs::metadata(file_path(&root, name, "blobs", f)).map(|m| m.len())
-        });
-        let mut sizes = Vec::with_capacity(stats.len());
-        for ((name, _, f), s) in blob_list.iter().zip(stats) {
-            sizes.push(Some(s.with_context(|| {
-                format!("cannot stat v2/{name}/blobs/{}", f.file_name())
-            })?));
-        }
-        sizes
-    } else {
-        vec![None; blob_list.len()]
-    };
-    for ((name, digest, _), size) in blob_list.iter().zip(sizes) {
-        repo_of(repos, name).blobs.insert(*digest, size);
     }
     Ok(())
 }
