@@ -149,6 +149,15 @@ pub(crate) trait AnyHost: Sync {
     fn examples(&self) -> &'static [crate::cli::Example];
     /// Whether a `registrish.toml` section is valid for it.
     fn check_section(&self, section: Option<&toml::Value>) -> Result<()>;
+
+    /// Its output from TREE with `section` as its settings, from a scan that keeps every
+    /// reference and from one that drops what [`Host::READS_REFERENCES`] says it never reads.
+    #[cfg(test)]
+    fn render_with_and_without_references(
+        &self,
+        tree: &std::path::Path,
+        section: &str,
+    ) -> Result<(Vec<String>, Vec<String>)>;
 }
 
 pub(crate) struct Entry<H>(PhantomData<fn() -> H>);
@@ -205,6 +214,47 @@ impl<H: Host> AnyHost for Entry<H> {
     fn check_section(&self, section: Option<&toml::Value>) -> Result<()> {
         crate::settings::from_section::<H::Options>(section).map(|_| ())
     }
+
+    #[cfg(test)]
+    fn render_with_and_without_references(
+        &self,
+        tree: &std::path::Path,
+        section: &str,
+    ) -> Result<(Vec<String>, Vec<String>)> {
+        let section = toml::Value::Table(toml::from_str(section)?);
+        let templates = Templates::load(None, H::TEMPLATES)?;
+        let common = crate::settings::Common {
+            tree: tree.to_path_buf(),
+            templates: None,
+            tag_max_age: 300,
+            immutable_max_age: crate::settings::IMMUTABLE_MAX_AGE,
+            strict: false,
+            check: None,
+            output: None,
+            blobs_url: None,
+            htpasswd: None,
+            realm: crate::auth::Realm::parse(crate::auth::DEFAULT_REALM)?,
+        };
+        let render = |drop_references: bool| -> Result<Vec<String>> {
+            let options: H::Options = crate::settings::from_section(Some(&section))?;
+            let registry = scan::scan(
+                tree,
+                scan::Options {
+                    drop_references,
+                    ..H::scan_options(&options)
+                },
+            )?;
+            let settings = H::settings(options, &H::Options::default(), &registry)?;
+            let mut out = crate::output::Outputs::memory(H::OUTPUT.file_count());
+            let ctx = Ctx {
+                common: &common,
+                templates: &templates,
+            };
+            H::render(&registry, &settings, &ctx, &mut out)?;
+            Ok(out.into_texts())
+        };
+        Ok((render(false)?, render(!H::READS_REFERENCES)?))
+    }
 }
 
 /// Every host, in `--help` order.
@@ -232,3 +282,72 @@ pub(crate) fn find(name: &str) -> Option<&'static dyn AnyHost> {
 #[derive(clap::Args, Debug, Default, Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NoOptions {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn copy_tree(from: &Path, to: &Path) {
+        for entry in walkdir::WalkDir::new(from) {
+            let entry = entry.unwrap();
+            let target = to.join(entry.path().strip_prefix(from).unwrap());
+            if entry.file_type().is_dir() {
+                std::fs::create_dir_all(&target).unwrap();
+            } else {
+                std::fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    }
+
+    /// `READS_REFERENCES = false` is a promise the scan acts on: it drops configs, layers and
+    /// subjects once checked. Every host that makes it renders the same bytes with and
+    /// without them, on the fixture (indexes, referrers and their fallback tags included).
+    #[test]
+    fn hosts_that_drop_references_render_the_same_bytes_without_them() {
+        let dir = std::env::temp_dir().join(format!("registrish-refs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/registry");
+        copy_tree(&fixture, &dir);
+        let registry = scan::scan(&dir, scan::Options::default()).unwrap();
+        crate::prepare::prepare(&registry).unwrap();
+        let registry = scan::scan(&dir, scan::Options::default()).unwrap();
+        let dropped = scan::scan(
+            &dir,
+            scan::Options {
+                drop_references: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        // The detector: the scan does drop something here.
+        let count = |r: &Registry| -> usize {
+            r.repositories
+                .values()
+                .flat_map(|repo| repo.manifests.values())
+                .map(|m| m.references.len())
+                .sum()
+        };
+        assert!(count(&dropped) < count(&registry), "nothing was dropped");
+        for host in HOSTS {
+            let section = match host.name() {
+                "s3" | "storj" => "bucket = \"b\"",
+                _ => "",
+            };
+            let (kept, without) = host
+                .render_with_and_without_references(&dir, section)
+                .unwrap_or_else(|e| panic!("{}: {e:#}", host.name()));
+            assert!(
+                !kept.concat().is_empty(),
+                "{} rendered nothing",
+                host.name()
+            );
+            assert!(
+                kept == without,
+                "{} reads references the scan dropped for it",
+                host.name()
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
