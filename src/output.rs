@@ -169,18 +169,28 @@ fn spool(i: usize) -> Sink {
     }
 }
 
+/// An I/O error with the file it happened to (a full disk names the temp file).
+fn at(what: &Path, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{}: {e}", what.display()))
+}
+
 impl Write for Sink {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         match self {
             Sink::Memory(v) => v.extend_from_slice(data),
-            Sink::Spool(f) | Sink::Temp { file: Some(f), .. } => f.write_all(data)?,
+            Sink::Spool(f) => f
+                .write_all(data)
+                .map_err(|e| at(&std::env::temp_dir().join("(standard output's spool)"), e))?,
+            Sink::Temp {
+                tmp, file: Some(f), ..
+            } => f.write_all(data).map_err(|e| at(tmp, e))?,
             Sink::Temp {
                 tmp,
                 path,
                 file,
                 made,
             } => {
-                *file = Some(open_temp(tmp, path, made)?);
+                *file = Some(open_temp(tmp, path, made).map_err(|e| at(tmp, e))?);
                 return self.write(data);
             }
             Sink::Compare {

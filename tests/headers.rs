@@ -37,17 +37,20 @@ fn assert_sorted(keys: &[String]) {
 /// Repositories nested in one another interleave their paths (`/v2/demo/hello/a/...` sorts
 /// between `/v2/demo/hello/` and its `blobs/`; `/v2/demo-x/` before `/v2/demo/`): headers
 /// makes its routes a repository group at a time, and the whole still comes out sorted.
+/// Copies of demo/hello nested around it and in it.
+const NESTED: [&str; 5] = [
+    "demo",
+    "demo-x",
+    "demo/hello/a",
+    "demo/hello/c",
+    "demo/hello/z",
+];
+
 #[test]
 fn headers_keys_are_sorted_across_nested_repositories() {
     let f = fixture::build("basic", &[]);
     let v2 = f.tree().join("v2");
-    for nested in [
-        "demo",
-        "demo-x",
-        "demo/hello/a",
-        "demo/hello/c",
-        "demo/hello/z",
-    ] {
+    for nested in NESTED {
         let to = v2.join(nested);
         fs::create_dir_all(&to).unwrap();
         for part in ["manifests", "blobs"] {
@@ -72,13 +75,7 @@ fn headers_keys_are_sorted_across_nested_repositories() {
         .iter()
         .filter(|k| k.starts_with("/v2/demo/hello/manifests/"))
         .count();
-    for nested in [
-        "demo",
-        "demo-x",
-        "demo/hello/a",
-        "demo/hello/c",
-        "demo/hello/z",
-    ] {
+    for nested in NESTED {
         let prefix = format!("/v2/{nested}/manifests/");
         assert_eq!(
             keys.iter().filter(|k| k.starts_with(&prefix)).count(),
