@@ -170,27 +170,28 @@ fn spool(i: usize) -> Sink {
 }
 
 /// An I/O error with the file it happened to (a full disk names the temp file).
-fn at(what: &Path, e: std::io::Error) -> std::io::Error {
-    std::io::Error::new(e.kind(), format!("{}: {e}", what.display()))
+fn at(what: impl std::fmt::Display, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{what}: {e}"))
 }
 
 impl Write for Sink {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         match self {
             Sink::Memory(v) => v.extend_from_slice(data),
-            Sink::Spool(f) => f
-                .write_all(data)
-                .map_err(|e| at(&std::env::temp_dir().join("(standard output's spool)"), e))?,
+            Sink::Spool(f) => f.write_all(data).map_err(|e| {
+                let dir = std::env::temp_dir();
+                at(format!("standard output's spool in {}", dir.display()), e)
+            })?,
             Sink::Temp {
                 tmp, file: Some(f), ..
-            } => f.write_all(data).map_err(|e| at(tmp, e))?,
+            } => f.write_all(data).map_err(|e| at(tmp.display(), e))?,
             Sink::Temp {
                 tmp,
                 path,
                 file,
                 made,
             } => {
-                *file = Some(open_temp(tmp, path, made).map_err(|e| at(tmp, e))?);
+                *file = Some(open_temp(tmp, path, made).map_err(|e| at(tmp.display(), e))?);
                 return self.write(data);
             }
             Sink::Compare {

@@ -36,6 +36,13 @@ pub(crate) struct Options {
     pub drop_references: bool,
 }
 
+impl Options {
+    /// Whether the walk stats every blob for its size.
+    fn blob_sizes(self) -> bool {
+        self.thorough || self.blob_sizes
+    }
+}
+
 /// A regular file found by the walk in `manifests/` or `blobs/`, its name parsed there (a tag
 /// or digest costs no heap of its own beyond the tag's text, at a million of them).
 enum Found {
@@ -121,7 +128,7 @@ pub(crate) fn scan(tree: &Path, options: Options) -> Result<Registry> {
         referrers_files,
         file_count,
         problems,
-    } = walk(&root, options.thorough || options.blob_sizes)?;
+    } = walk(&root, options.blob_sizes())?;
     registry.facts.dot_files = dot_files;
     registry.facts.symlinks = symlinks;
     registry.facts.referrers_files = referrers_files;
@@ -887,7 +894,7 @@ fn build_part(
 
     // Blobs: listed; their sizes, when asked, stat'ed by the walk.
     for (name, repo) in raw {
-        let sizes = (options.thorough || options.blob_sizes).then_some(&repo.blob_sizes);
+        let sizes = options.blob_sizes().then_some(&repo.blob_sizes);
         for (i, f) in repo.blobs.iter().enumerate() {
             match f {
                 Found::Digest(d) => {

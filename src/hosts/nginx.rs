@@ -281,19 +281,14 @@ fn is_tabled(repo: &Repository, symlinked: &HashSet<&str>) -> bool {
 }
 
 /// Every row, in the table's order (repositories, then each one's tags and digests), of the
-/// repositories too large for a table. Symlinked files are left out: nginx would answer 403
-/// for them (disable_symlinks).
-fn rows(registry: &Registry) -> impl Iterator<Item = Row<'_>> {
-    // Shared by every repository's rows (a hostile tree may hold many).
-    let symlinked = std::rc::Rc::new(registry.facts.symlinked());
-    let all = symlinked.clone();
-    let large = registry
-        .repositories
-        .values()
-        .filter(move |r| !is_tabled(r, &all));
-    large.flat_map(move |repo| {
+/// repositories too large for a table (`large`). Symlinked files are left out: nginx would
+/// answer 403 for them (disable_symlinks).
+fn rows<'a>(
+    large: &'a [&'a Repository],
+    symlinked: &'a HashSet<&'a str>,
+) -> impl Iterator<Item = Row<'a>> + 'a {
+    large.iter().flat_map(move |repo| {
         let colliding = repo.case_colliding_tags();
-        let symlinked = symlinked.clone();
         routes::manifests(repo).filter_map(move |route| {
             let path = route.path();
             if symlinked.contains(&path[1..]) {
@@ -328,10 +323,17 @@ fn render(
     // First the table's size (for the split and the hash sizes), then the rows map by map,
     // each rendered through nginx_map.tera straight into the output: at 2,000,000 rows, the
     // rows held as template values cost more than the whole scan (issue 16).
+    let symlinked = registry.facts.symlinked();
+    // Which repositories are a table and which a row a path, decided once: the rows are
+    // walked twice and the tables once, all from these.
+    let (tabled, large): (Vec<&Repository>, Vec<&Repository>) = registry
+        .repositories
+        .values()
+        .partition(|r| is_tabled(r, &symlinked));
     let mut plain = 0;
     let mut longest = 0;
     let mut case_sensitive = Vec::new();
-    for row in rows(registry) {
+    for row in rows(&large, &symlinked) {
         match row {
             Row::Plain(_, path) => {
                 plain += 1;
@@ -345,12 +347,6 @@ fn render(
             ))),
         }
     }
-    let symlinked = registry.facts.symlinked();
-    let tabled: Vec<&Repository> = registry
-        .repositories
-        .values()
-        .filter(|r| is_tabled(r, &symlinked))
-        .collect();
     let longest_name = tabled
         .iter()
         .map(|r| 1 + r.name.as_str().len())
@@ -388,7 +384,7 @@ fn render(
         "media_types": MediaType::ALL.iter().map(|t| [t.code().to_string(), t.as_str().to_string()]).collect::<Vec<_>>(),
         "errors": layout::error_bodies(),
     });
-    let mut rows = rows(registry).filter_map(|row| match row {
+    let mut rows = rows(&large, &symlinked).filter_map(|row| match row {
         Row::Plain(route, path) => Some(entry(&route, &path)),
         Row::CaseSensitive(..) => None,
     });
